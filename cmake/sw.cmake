@@ -1,0 +1,21 @@
+# Per-target defaults: warnings and sanitizers. Never touches CMAKE_C_FLAGS.
+set(SW_WARNINGS -Wall -Wextra -Wshadow -Wstrict-prototypes -Wformat=2 -Wno-unused-parameter)
+if(SW_WERROR)
+  list(APPEND SW_WARNINGS -Werror)
+endif()
+
+set(SW_SAN_FLAGS "")
+if(SW_SANITIZE)
+  set(SW_SAN_FLAGS -fsanitize=${SW_SANITIZE} -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
+endif()
+
+function(sw_target_defaults target)
+  target_compile_options(${target} PRIVATE ${SW_WARNINGS} ${SW_SAN_FLAGS})
+  target_compile_definitions(${target} PRIVATE _GNU_SOURCE)
+  if(SW_SANITIZE)
+    target_link_options(${target} PRIVATE ${SW_SAN_FLAGS})
+  endif()
+  if(SW_FUZZ)
+    target_compile_options(${target} PRIVATE -fsanitize=fuzzer-no-link)
+  endif()
+endfunction()

@@ -1,0 +1,279 @@
+/*
+ * hls_mpd.c: the dynamic DASH MPD over the same CMAF files as the HLS playlists.
+ *
+ * One SegmentTemplate with a SegmentTimeline per track and Period. Only complete segments are in
+ * the timeline; a low-latency client (dash.js) fetches the segment in progress early, because
+ * availabilityTimeOffset says it is announced one part after it starts, and the server sends it
+ * with chunked transfer as its parts arrive.
+ *
+ * Periods: a new Period starts at every segment flagged as a discontinuity (a reconnect or a codec
+ * change, so possibly a new init segment). A Period's id and start come from the segment that
+ * began it, which keeps them stable while the live window slides; when no such segment is retained
+ * the Period is the one that began at output time 0, with id "0".
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "hls/hls.h"
+#include "sw/sw.h"
+
+#define DEFAULT_WINDOW_SEGMENTS 6
+
+static int usable(const hls_track_t *t)
+{
+    return t != NULL && t->codec != HLS_CODEC_NONE && t->timescale != 0 && t->ring_cap != 0;
+}
+
+static uint64_t complete_end(const hls_track_t *t)
+{
+    if (t->next_msn == t->first_msn)
+        return t->first_msn;
+    return hls_track_segment(t, t->next_msn - 1)->complete ? t->next_msn : t->next_msn - 1;
+}
+
+/* Same estimate as the multivariant playlist: measured, else a guess from the codec. */
+static uint64_t peak_bandwidth(const hls_track_t *t)
+{
+    uint64_t bw = t->bandwidth, cend = complete_end(t);
+
+    for (uint64_t m = cend - t->first_msn > 16 ? cend - 16 : t->first_msn;
+         t->bandwidth == 0 && m < cend; m++) {
+        const hls_segment_t *seg = hls_track_segment(t, m);
+        if (seg->duration > 0 && seg->bytes * 8 * t->timescale / seg->duration > bw)
+            bw = seg->bytes * 8 * t->timescale / seg->duration;
+    }
+    if (bw != 0)
+        return bw;
+    if (t->kind == HLS_AUDIO)
+        return t->codec == HLS_CODEC_OPUS ? 96000 : 128000;
+    bw = (uint64_t)t->width * t->height * 3;
+    if (bw == 0)
+        return 2000000;
+    return bw > 300000 ? bw : 300000;
+}
+
+/* Appends ` name="PT<s>.<ms>S"`. */
+static void put_dur(sw_str_t *out, const char *name, uint64_t ms)
+{
+    sw_str_printf(out, " %s=\"PT%llu.%03lluS\"", name, (unsigned long long)(ms / 1000),
+                  (unsigned long long)(ms % 1000));
+}
+
+static void put_escaped(sw_str_t *out, const char *s)
+{
+    for (; *s != '\0'; s++) {
+        switch (*s) {
+        case '&':
+            sw_str_puts(out, "&amp;");
+            break;
+        case '<':
+            sw_str_puts(out, "&lt;");
+            break;
+        case '>':
+            sw_str_puts(out, "&gt;");
+            break;
+        case '"':
+            sw_str_puts(out, "&quot;");
+            break;
+        case '\'':
+            sw_str_puts(out, "&apos;");
+            break;
+        default:
+            sw_str_append(out, s, 1);
+        }
+    }
+}
+
+/* `ticks` of timescale `from` in timescale `to`, without overflowing for long streams. */
+static int64_t rescale(int64_t ticks, uint32_t from, uint32_t to)
+{
+    return ticks / from * to + ticks % from * to / from;
+}
+
+static int flagged(const hls_view_t *v, uint64_t msn)
+{
+    for (int k = 0; k < HLS_NTRACKS; k++) {
+        const hls_segment_t *seg =
+            usable(v->tracks[k]) ? hls_track_segment(v->tracks[k], msn) : NULL;
+        if (seg != NULL && seg->discontinuity)
+            return 1;
+    }
+    return 0;
+}
+
+/* One AdaptationSet: track `t`'s complete segments with from <= msn < to, if any. */
+static void put_adaptation(sw_str_t *out, const hls_view_t *v, const hls_track_t *t, uint64_t from,
+                           uint64_t to, int64_t pstart, uint32_t pstart_ts)
+{
+    int audio = t->kind == HLS_AUDIO;
+    const char *dir = audio ? "a" : "v";
+
+    if (from < t->first_msn)
+        from = t->first_msn;
+    if (to > complete_end(t))
+        to = complete_end(t);
+    if (from >= to)
+        return;
+
+    sw_str_printf(out, "    <AdaptationSet id=\"%d\" contentType=\"%s\" mimeType=\"%s\" codecs=\"",
+                  audio, audio ? "audio" : "video", audio ? "audio/mp4" : "video/mp4");
+    put_escaped(out, t->codecs[0] != '\0' ? t->codecs : (audio ? "mp4a.40.2" : "avc1.64001f"));
+    sw_str_puts(out, "\"");
+    if (!audio && t->width != 0 && t->height != 0)
+        sw_str_printf(out, " width=\"%u\" height=\"%u\"", t->width, t->height);
+    if (audio && t->sample_rate != 0)
+        sw_str_printf(out, " audioSamplingRate=\"%u\"", t->sample_rate);
+    sw_str_puts(out, " segmentAlignment=\"true\" startWithSAP=\"1\">\n");
+    if (audio && t->channels != 0)
+        sw_str_printf(out,
+                      "      <AudioChannelConfiguration schemeIdUri=\"urn:mpeg:dash:23003:3:"
+                      "audio_channel_configuration:2011\" value=\"%u\"/>\n",
+                      t->channels);
+    sw_str_printf(out, "      <Representation id=\"%s\" bandwidth=\"%llu\">\n", dir,
+                  (unsigned long long)peak_bandwidth(t));
+    sw_str_printf(out,
+                  "        <SegmentTemplate timescale=\"%u\" initialization=\"%s/init-%u.mp4\" "
+                  "media=\"%s/$Number$.m4s\" startNumber=\"%llu\" presentationTimeOffset=\"%lld\"",
+                  t->timescale, dir, hls_track_segment(t, from)->init_gen, dir,
+                  (unsigned long long)from, (long long)rescale(pstart, pstart_ts, t->timescale));
+    /* The segment in progress may be requested once its first part exists. */
+    if (v->cfg.part_ms != 0 && v->cfg.part_ms < v->cfg.segment_ms) {
+        uint32_t ato = v->cfg.segment_ms - v->cfg.part_ms;
+        sw_str_printf(out, " availabilityTimeOffset=\"%u.%03u\" availabilityTimeComplete=\"false\"",
+                      ato / 1000, ato % 1000);
+    }
+    sw_str_puts(out, ">\n          <SegmentTimeline>\n");
+
+    /* Equal consecutive durations merge into one S with r=; t= is given again after a gap. */
+    uint64_t run = 0;
+    const hls_segment_t *head = NULL;
+    int64_t expect = 0;
+    for (uint64_t m = from; m <= to; m++) {
+        const hls_segment_t *seg = m < to ? hls_track_segment(t, m) : NULL;
+        if (head != NULL && seg != NULL && seg->start == expect &&
+            seg->duration == head->duration) {
+            run++;
+            expect += (int64_t)seg->duration;
+            continue;
+        }
+        if (head != NULL) {
+            sw_str_printf(out, "            <S t=\"%lld\" d=\"%llu\"", (long long)head->start,
+                          (unsigned long long)head->duration);
+            if (run > 0)
+                sw_str_printf(out, " r=\"%llu\"", (unsigned long long)run);
+            sw_str_puts(out, "/>\n");
+        }
+        head = seg;
+        run = 0;
+        if (seg != NULL)
+            expect = seg->start + (int64_t)seg->duration;
+    }
+    sw_str_puts(out, "          </SegmentTimeline>\n        </SegmentTemplate>\n"
+                     "      </Representation>\n    </AdaptationSet>\n");
+}
+
+int hls_render_mpd(const hls_view_t *v, const hls_render_opts_t *o, sw_str_t *out)
+{
+    static const hls_render_opts_t defaults;
+    const hls_track_t *ref = NULL;
+    size_t len0 = out->len;
+    char iso[40];
+
+    if (o == NULL)
+        o = &defaults;
+    /* The video track leads (its keyframes cut the segments); audio alone when there is none. */
+    for (int k = 0; k < HLS_NTRACKS && ref == NULL; k++)
+        if (usable(v->tracks[k]) && complete_end(v->tracks[k]) > v->tracks[k]->first_msn)
+            ref = v->tracks[k];
+    if (ref == NULL)
+        return HLS_ERR_AGAIN;
+
+    uint32_t window = o->window_segments != 0 ? o->window_segments : DEFAULT_WINDOW_SEGMENTS;
+    uint64_t cend = complete_end(ref);
+    uint64_t first = o->dvr || cend - ref->first_msn <= window ? ref->first_msn : cend - window;
+    uint64_t maxd = ref->max_duration;
+    for (uint64_t m = first; m < cend; m++)
+        if (hls_track_segment(ref, m)->duration > maxd)
+            maxd = hls_track_segment(ref, m)->duration;
+    uint64_t target_ms = (maxd * 1000 + ref->timescale - 1) / ref->timescale;
+    if (target_ms < v->cfg.segment_ms)
+        target_ms = v->cfg.segment_ms;
+    uint64_t max_s = (target_ms + 999) / 1000;
+
+    uint64_t depth_ms;
+    if (o->dvr) {
+        const hls_segment_t *a = hls_track_segment(ref, ref->first_msn);
+        const hls_segment_t *z = hls_track_segment(ref, cend - 1);
+        depth_ms =
+            (uint64_t)rescale(z->start + (int64_t)z->duration - a->start, ref->timescale, 1000);
+    } else {
+        depth_ms = window * target_ms;
+    }
+    /* dash.js low-latency mode steers towards Latency@target; 1.5 segments leaves room for one
+     * segment of timeline refresh plus the part in flight. */
+    uint64_t latency_ms = v->cfg.segment_ms != 0 ? v->cfg.segment_ms * 3 / 2 : 3000;
+    uint64_t update_ms = v->cfg.segment_ms / 2 > 500 ? v->cfg.segment_ms / 2 : 500;
+
+    sw_str_puts(out, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+                     "<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" "
+                     "profiles=\"urn:mpeg:dash:profile:isoff-live:2011,"
+                     "urn:mpeg:dash:profile:cmaf:2019\" type=\"dynamic\"");
+    sw_str_printf(out, " availabilityStartTime=\"%s\"", sw_iso8601(v->origin_ms, iso, sizeof(iso)));
+    sw_str_printf(out, " publishTime=\"%s\"", sw_iso8601(o->now_ms, iso, sizeof(iso)));
+    put_dur(out, "minimumUpdatePeriod", update_ms);
+    put_dur(out, "timeShiftBufferDepth", depth_ms);
+    put_dur(out, "suggestedPresentationDelay", latency_ms);
+    put_dur(out, "maxSegmentDuration", max_s * 1000);
+    put_dur(out, "minBufferTime", update_ms);
+    sw_str_puts(out, ">\n");
+    sw_str_printf(out,
+                  "  <ServiceDescription id=\"0\">\n"
+                  "    <Latency target=\"%llu\" min=\"%llu\" max=\"%llu\"/>\n"
+                  "    <PlaybackRate min=\"0.96\" max=\"1.04\"/>\n"
+                  "  </ServiceDescription>\n",
+                  (unsigned long long)latency_ms, (unsigned long long)(latency_ms * 2 / 3),
+                  (unsigned long long)(latency_ms * 2));
+
+    /* The Period holding `first` began at the newest flagged segment at or before it. */
+    uint64_t pmsn = first;
+    int found = 0;
+    for (uint64_t m = first + 1; m > ref->first_msn && !found; m--)
+        if (flagged(v, m - 1)) {
+            pmsn = m - 1;
+            found = 1;
+        }
+    for (uint64_t from = first; from < cend;) {
+        uint64_t to = from + 1;
+        while (to < cend && !flagged(v, to))
+            to++;
+        int64_t pstart = found ? hls_track_segment(ref, pmsn)->start : 0;
+        sw_str_printf(out, "  <Period id=\"%llu\"", found ? (unsigned long long)pmsn : 0ULL);
+        put_dur(out, "start", (uint64_t)rescale(pstart, ref->timescale, 1000));
+        sw_str_puts(out, ">\n");
+        for (int k = 0; k < HLS_NTRACKS; k++)
+            if (usable(v->tracks[k]))
+                put_adaptation(out, v, v->tracks[k], from, to, pstart, ref->timescale);
+        sw_str_puts(out, "  </Period>\n");
+        from = pmsn = to;
+        found = 1;
+    }
+
+    if (o->utc_timing_url != NULL) {
+        sw_str_puts(out, "  <UTCTiming schemeIdUri=\"urn:mpeg:dash:utc:http-iso:2014\" value=\"");
+        put_escaped(out, o->utc_timing_url);
+        sw_str_puts(out, "\"/>\n");
+    } else {
+        sw_str_printf(out,
+                      "  <UTCTiming schemeIdUri=\"urn:mpeg:dash:utc:direct:2014\" value=\"%s\"/>\n",
+                      sw_iso8601(o->now_ms, iso, sizeof(iso)));
+    }
+    sw_str_puts(out, "</MPD>\n");
+
+    if (out->failed) {
+        out->len = len0;
+        if (out->p != NULL)
+            out->p[len0] = '\0';
+        return HLS_ERR_NOMEM;
+    }
+    return 0;
+}

@@ -1,0 +1,95 @@
+/*
+ * origin/origin.h: the Shortwave origin as a library. shortwave-origin's main.c parses flags and
+ * the config file into an origin_config_t, creates the loop, calls origin_new() and runs the loop.
+ *
+ * The origin takes SRT publishers (origin_ingest), packages each stream into CMAF with hls/, keeps
+ * a DVR window on disk under `data_dir`, serves LL-HLS and DASH over the sw/ HTTP server, exposes a
+ * control API and Prometheus metrics, and registers live streams in Redis when configured.
+ *
+ * Threading: everything here runs on the loop's thread; the SRT and demux threads live inside
+ * origin_ingest and talk to the loop through a uv_async_t.
+ */
+#ifndef ORIGIN_ORIGIN_H
+#define ORIGIN_ORIGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "sw/conf.h"
+
+enum {
+    ORIGIN_OK = 0,
+    ORIGIN_ERR_NOMEM = -1,
+    ORIGIN_ERR_CONFIG = -2, /* a bad value; the error text names it */
+    ORIGIN_ERR_LISTEN = -3, /* an address could not be bound */
+    ORIGIN_ERR_IO = -4,     /* the data folder is not usable */
+};
+
+typedef struct origin_rule_conf {
+    char *prefix;
+    char *passphrase;
+    int64_t key_length;
+} origin_rule_conf_t;
+
+typedef struct origin_pull_conf {
+    char *name;
+    char *url;
+} origin_pull_conf_t;
+
+/* Every field is a config key; origin_conf_keys() documents them with their defaults. */
+typedef struct origin_config {
+    char *srt;        /* SRT listen address */
+    char *http;       /* HTTP listen address */
+    char *data;       /* DVR folder */
+    char *redis;      /* redis://host:port[/db], or NULL */
+    char *public_url; /* how edges reach this origin (announced in Redis) */
+    int log_level;
+
+    int64_t srt_latency_ms;
+    int64_t srt_stall_ms;
+    int64_t srt_probe_ms;
+    int64_t srt_queue_bytes;
+
+    int64_t segment_ms;
+    int64_t part_ms;
+    int64_t dvr_ms;
+    int64_t live_segments;
+    int64_t memory_segments;
+
+    int64_t http_max_connections;
+    int64_t http_idle_ms;
+    int64_t http_header_ms;
+
+    int64_t redis_ttl_ms;
+
+    origin_rule_conf_t *rules;
+    size_t nrules;
+    origin_pull_conf_t *pulls;
+    size_t npulls;
+} origin_config_t;
+
+/** Fills `cfg` with the defaults. */
+void origin_config_init(origin_config_t *cfg);
+/** Frees what the config owns. */
+void origin_config_dispose(origin_config_t *cfg);
+/** The key table (for sw_conf_load, flags and the reference). */
+const sw_conf_key_t *origin_conf_keys(void);
+
+typedef struct origin origin_t;
+
+/**
+ * Starts the origin on `loop`: opens the data folder, binds SRT and HTTP, connects to Redis in the
+ * background. Copies what it keeps of `cfg`. Returns 0, or an ORIGIN_ERR_* with a sentence in err.
+ */
+int origin_new(origin_t **out, uv_loop_t *loop, const origin_config_t *cfg, char *err,
+               size_t errlen);
+
+/**
+ * Stops taking publishers and requests, closes open segments, and calls `on_closed` once every
+ * handle is closed; then origin_free() may be called.
+ */
+void origin_shutdown(origin_t *o, void (*on_closed)(void *data), void *data);
+void origin_free(origin_t *o);
+
+#endif

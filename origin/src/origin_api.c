@@ -1,0 +1,333 @@
+/*
+ * origin_api.c: the control API (JSON) and Prometheus metrics.
+ *
+ *   GET    /api/streams          every stream the origin knows, live or not
+ *   GET    /api/streams/NAME     one stream, with its publisher's SRT statistics
+ *   DELETE /api/streams/NAME     drops the publisher (the stream and its DVR window stay)
+ *   GET    /api/time             the clock, ISO 8601 (DASH UTCTiming)
+ *   GET    /api/latency          frame-arrival-to-part-servable latency, p50/p90/p99 (ms)
+ *   GET    /metrics              Prometheus text format
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "origin_int.h"
+#include "sw/log.h"
+#include "sw/str.h"
+
+static void send_json(sw_http_req_t *req, int status, sw_str_t *s)
+{
+    sw_http_header_t h[] = {
+        {"content-type", "application/json"},
+        {"cache-control", "no-store"},
+        {"access-control-allow-origin", "*"},
+    };
+    if (s->failed)
+        sw_http_respond_error(req, 500, "out of memory");
+    else
+        sw_http_respond(req, status, h, SW_ARRAY_SIZE(h), s->p, s->len);
+}
+
+static void json_error(sw_http_req_t *req, int status, const char *msg)
+{
+    sw_str_t s;
+    sw_str_init(&s);
+    sw_str_puts(&s, "{\"error\":\"");
+    sw_str_json_escape(&s, msg);
+    sw_str_puts(&s, "\"}\n");
+    send_json(req, status, &s);
+    sw_str_dispose(&s);
+}
+
+static const char *codec_name(hls_codec_t c)
+{
+    switch (c) {
+    case HLS_CODEC_H264:
+        return "h264";
+    case HLS_CODEC_HEVC:
+        return "hevc";
+    case HLS_CODEC_AAC:
+        return "aac";
+    case HLS_CODEC_OPUS:
+        return "opus";
+    default:
+        return "none";
+    }
+}
+
+static void stream_json(sw_str_t *s, origin_stream_t *st, int detail)
+{
+    int64_t now = sw_now_ms();
+    hls_stream_stats_t hs;
+    hls_stream_get_stats(st->hls, &hs);
+    const hls_track_t *v = hls_stream_track(st->hls, HLS_VIDEO);
+    const hls_track_t *a = hls_stream_track(st->hls, HLS_AUDIO);
+
+    sw_str_puts(s, "{\"name\":\"");
+    sw_str_json_escape(s, st->name);
+    sw_str_printf(s, "\",\"live\":%s,\"publisher\":\"", st->pub ? "true" : "false");
+    sw_str_json_escape(s, st->peer);
+    sw_str_printf(s, "\",\"uptime_s\":%.1f,\"publishes\":%" PRIu64,
+                  st->pub ? (double)(now - st->publish_ms) / 1000.0 : 0.0, st->publishes);
+    sw_str_printf(s,
+                  ",\"urls\":{\"hls\":\"/live/%s/index.m3u8\",\"dash\":\"/live/%s/manifest.mpd\"}",
+                  st->name, st->name);
+    if (v != NULL && v->codec != HLS_CODEC_NONE)
+        sw_str_printf(s,
+                      ",\"video\":{\"codec\":\"%s\",\"codecs\":\"%s\",\"width\":%u,\"height\":%u,"
+                      "\"bitrate\":%u,\"last_msn\":%" PRId64 "}",
+                      codec_name(v->codec), v->codecs, v->width, v->height, v->bandwidth,
+                      (int64_t)v->next_msn - 1);
+    if (a != NULL && a->codec != HLS_CODEC_NONE)
+        sw_str_printf(s,
+                      ",\"audio\":{\"codec\":\"%s\",\"codecs\":\"%s\",\"sample_rate\":%u,"
+                      "\"channels\":%u,\"bitrate\":%u}",
+                      codec_name(a->codec), a->codecs, a->sample_rate, a->channels, a->bandwidth);
+    sw_str_printf(s,
+                  ",\"packets\":%" PRIu64 ",\"bytes_in\":%" PRIu64 ",\"segments\":%" PRIu64
+                  ",\"parts\":%" PRIu64 ",\"dropped_samples\":%" PRIu64
+                  ",\"discontinuities\":%" PRIu64,
+                  st->packets, st->bytes_in, hs.segments, hs.parts, hs.dropped, hs.discontinuities);
+    origin_srt_stats_t ss;
+    if (detail && st->pub != NULL && origin_pub_stats(st->pub, &ss) == 0)
+        sw_str_printf(s,
+                      ",\"srt\":{\"rtt_ms\":%.3f,\"recv_mbps\":%.3f,\"packets\":%" PRId64
+                      ",\"lost\":%" PRId64 ",\"retransmitted\":%" PRId64 ",\"dropped\":%" PRId64
+                      ",\"bytes\":%" PRId64 ",\"buffer_ms\":%d,\"latency_ms\":%d}",
+                      ss.rtt_ms, ss.recv_mbps, ss.pkt_recv, ss.pkt_loss, ss.pkt_retrans,
+                      ss.pkt_drop, ss.bytes_recv, ss.buffer_ms, ss.latency_ms);
+    sw_str_puts(s, "}");
+}
+
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+static void latency_json(struct origin *o, sw_http_req_t *req)
+{
+    origin_latency_t *l = &o->latency;
+    uint32_t n = l->count < ORIGIN_LAT_RING ? (uint32_t)l->count : ORIGIN_LAT_RING;
+    sw_str_t s;
+
+    sw_str_init(&s);
+    sw_str_printf(&s, "{\"samples\":%" PRIu64, l->count);
+    float *sorted = n ? malloc(n * sizeof(float)) : NULL;
+    if (sorted != NULL) {
+        memcpy(sorted, l->ring, n * sizeof(float));
+        qsort(sorted, n, sizeof(float), cmp_float);
+        sw_str_printf(&s,
+                      ",\"window\":%u,\"p50_ms\":%.2f,\"p90_ms\":%.2f,\"p99_ms\":%.2f,"
+                      "\"max_ms\":%.2f",
+                      n, sorted[n / 2], sorted[(n * 9) / 10], sorted[(n * 99) / 100],
+                      sorted[n - 1]);
+        free(sorted);
+    }
+    sw_str_puts(&s, "}\n");
+    send_json(req, 200, &s);
+    sw_str_dispose(&s);
+}
+
+void origin__api_handle(struct origin *o, sw_http_req_t *req, const char *path)
+{
+    sw_str_t s;
+    int is_get = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
+
+    if (strcmp(path, "time") == 0 && is_get) {
+        char iso[40];
+        sw_iso8601(sw_now_ms(), iso, sizeof(iso));
+        sw_http_header_t h[] = {
+            {"content-type", "text/plain"},
+            {"cache-control", "no-store"},
+            {"access-control-allow-origin", "*"},
+        };
+        sw_http_respond(req, 200, h, SW_ARRAY_SIZE(h), iso, strlen(iso));
+        return;
+    }
+    if (strcmp(path, "latency") == 0 && is_get) {
+        latency_json(o, req);
+        return;
+    }
+    if (strcmp(path, "streams") == 0 && is_get) {
+        sw_str_init(&s);
+        sw_str_puts(&s, "{\"streams\":[");
+        for (origin_stream_t *st = o->streams; st != NULL; st = st->next) {
+            stream_json(&s, st, 0);
+            if (st->next != NULL)
+                sw_str_puts(&s, ",");
+        }
+        sw_str_puts(&s, "]}\n");
+        send_json(req, 200, &s);
+        sw_str_dispose(&s);
+        return;
+    }
+    if (strncmp(path, "streams/", 8) == 0) {
+        origin_stream_t *st = origin__stream_find(o, path + 8);
+        if (st == NULL) {
+            json_error(req, 404, "no such stream");
+            return;
+        }
+        if (is_get) {
+            sw_str_init(&s);
+            stream_json(&s, st, 1);
+            sw_str_puts(&s, "\n");
+            send_json(req, 200, &s);
+            sw_str_dispose(&s);
+            return;
+        }
+        if (strcmp(req->method, "DELETE") == 0) {
+            if (st->pub == NULL) {
+                json_error(req, 409, "stream has no publisher");
+                return;
+            }
+            sw_log(SW_LOG_INFO, "api", "%s: publisher %s dropped by %s", st->name, st->peer,
+                   req->peer);
+            origin_ingest_drop(o->ingest, st->pub, "dropped through the API");
+            sw_str_init(&s);
+            sw_str_puts(&s, "{\"dropped\":\"");
+            sw_str_json_escape(&s, st->name);
+            sw_str_puts(&s, "\"}\n");
+            send_json(req, 200, &s);
+            sw_str_dispose(&s);
+            return;
+        }
+        json_error(req, 405, "method not allowed");
+        return;
+    }
+    json_error(req, 404, "no such API");
+}
+
+/* Prometheus. Label values are stream names, already restricted to [A-Za-z0-9_-]. */
+
+void origin__metrics_handle(struct origin *o, sw_http_req_t *req)
+{
+    sw_str_t s;
+    sw_http_stats_t hs;
+    size_t live = 0, waiters = 0;
+
+    sw_str_init(&s);
+    for (origin_stream_t *st = o->streams; st != NULL; st = st->next) {
+        live += st->pub != NULL;
+        waiters += st->waiters[0].n + st->waiters[1].n;
+    }
+    sw_str_printf(
+        &s,
+        "# HELP shortwave_origin_streams Streams known to the origin.\n"
+        "# TYPE shortwave_origin_streams gauge\n"
+        "shortwave_origin_streams{state=\"live\"} %zu\n"
+        "shortwave_origin_streams{state=\"offline\"} %zu\n"
+        "# TYPE shortwave_origin_publishes_total counter\n"
+        "shortwave_origin_publishes_total %" PRIu64 "\n"
+        "# TYPE shortwave_origin_unpublishes_total counter\n"
+        "shortwave_origin_unpublishes_total %" PRIu64 "\n"
+        "# HELP shortwave_origin_held_requests Requests held for a part not written yet.\n"
+        "# TYPE shortwave_origin_held_requests gauge\n"
+        "shortwave_origin_held_requests %zu\n"
+        "# TYPE shortwave_origin_held_requests_total counter\n"
+        "shortwave_origin_held_requests_total %" PRIu64 "\n"
+        "# TYPE shortwave_origin_held_timeouts_total counter\n"
+        "shortwave_origin_held_timeouts_total %" PRIu64 "\n"
+        "# TYPE shortwave_origin_dvr_write_errors_total counter\n"
+        "shortwave_origin_dvr_write_errors_total %" PRIu64 "\n",
+        live, o->nstreams - live, o->publishes_total, o->unpublishes_total, waiters,
+        o->waiters_total, o->waiters_timed_out, o->dvr_write_errors);
+
+    sw_str_puts(&s,
+                "# HELP shortwave_origin_part_latency_ms From a frame leaving the demuxer to "
+                "its part being servable.\n# TYPE shortwave_origin_part_latency_ms histogram\n");
+    uint64_t cum = 0;
+    for (int i = 0; i <= ORIGIN_LAT_BUCKETS; i++) {
+        cum += o->latency.buckets[i];
+        if (i < ORIGIN_LAT_BUCKETS)
+            sw_str_printf(&s, "shortwave_origin_part_latency_ms_bucket{le=\"%g\"} %" PRIu64 "\n",
+                          origin_lat_bounds_ms[i], cum);
+        else
+            sw_str_printf(&s, "shortwave_origin_part_latency_ms_bucket{le=\"+Inf\"} %" PRIu64 "\n",
+                          cum);
+    }
+    sw_str_printf(&s,
+                  "shortwave_origin_part_latency_ms_sum %.3f\n"
+                  "shortwave_origin_part_latency_ms_count %" PRIu64 "\n",
+                  o->latency.sum_ms, o->latency.count);
+
+    static const char *const srt_help = "# TYPE shortwave_srt_rtt_ms gauge\n"
+                                        "# TYPE shortwave_srt_receive_mbps gauge\n"
+                                        "# TYPE shortwave_srt_buffer_ms gauge\n"
+                                        "# TYPE shortwave_srt_latency_ms gauge\n"
+                                        "# TYPE shortwave_srt_packets_received_total counter\n"
+                                        "# TYPE shortwave_srt_packets_lost_total counter\n"
+                                        "# TYPE shortwave_srt_packets_retransmitted_total counter\n"
+                                        "# TYPE shortwave_srt_packets_dropped_total counter\n"
+                                        "# TYPE shortwave_srt_bytes_received_total counter\n"
+                                        "# TYPE shortwave_stream_segments_total counter\n"
+                                        "# TYPE shortwave_stream_parts_total counter\n"
+                                        "# TYPE shortwave_stream_dropped_samples_total counter\n"
+                                        "# TYPE shortwave_stream_discontinuities_total counter\n"
+                                        "# TYPE shortwave_stream_bytes_in_total counter\n";
+    sw_str_puts(&s, srt_help);
+    for (origin_stream_t *st = o->streams; st != NULL; st = st->next) {
+        hls_stream_stats_t h;
+        hls_stream_get_stats(st->hls, &h);
+        const char *n = st->name;
+        sw_str_printf(&s,
+                      "shortwave_stream_segments_total{stream=\"%s\"} %" PRIu64 "\n"
+                      "shortwave_stream_parts_total{stream=\"%s\"} %" PRIu64 "\n"
+                      "shortwave_stream_dropped_samples_total{stream=\"%s\"} %" PRIu64 "\n"
+                      "shortwave_stream_discontinuities_total{stream=\"%s\"} %" PRIu64 "\n"
+                      "shortwave_stream_bytes_in_total{stream=\"%s\"} %" PRIu64 "\n",
+                      n, h.segments, n, h.parts, n, h.dropped, n, h.discontinuities, n,
+                      st->bytes_in);
+        origin_srt_stats_t ss;
+        if (st->pub == NULL || origin_pub_stats(st->pub, &ss) != 0)
+            continue;
+        sw_str_printf(&s,
+                      "shortwave_srt_rtt_ms{stream=\"%s\"} %.3f\n"
+                      "shortwave_srt_receive_mbps{stream=\"%s\"} %.3f\n"
+                      "shortwave_srt_buffer_ms{stream=\"%s\"} %d\n"
+                      "shortwave_srt_latency_ms{stream=\"%s\"} %d\n"
+                      "shortwave_srt_packets_received_total{stream=\"%s\"} %" PRId64 "\n"
+                      "shortwave_srt_packets_lost_total{stream=\"%s\"} %" PRId64 "\n"
+                      "shortwave_srt_packets_retransmitted_total{stream=\"%s\"} %" PRId64 "\n"
+                      "shortwave_srt_packets_dropped_total{stream=\"%s\"} %" PRId64 "\n"
+                      "shortwave_srt_bytes_received_total{stream=\"%s\"} %" PRId64 "\n",
+                      n, ss.rtt_ms, n, ss.recv_mbps, n, ss.buffer_ms, n, ss.latency_ms, n,
+                      ss.pkt_recv, n, ss.pkt_loss, n, ss.pkt_retrans, n, ss.pkt_drop, n,
+                      ss.bytes_recv);
+    }
+
+    sw_http_server_stats(o->http, &hs);
+    sw_str_printf(&s,
+                  "# TYPE shortwave_http_connections gauge\n"
+                  "shortwave_http_connections %" PRIu64 "\n"
+                  "# TYPE shortwave_http_requests_total counter\n"
+                  "shortwave_http_requests_total{protocol=\"http/1.0\"} %" PRIu64 "\n"
+                  "shortwave_http_requests_total{protocol=\"http/1.1\"} %" PRIu64 "\n"
+                  "shortwave_http_requests_total{protocol=\"h2\"} %" PRIu64 "\n"
+                  "# TYPE shortwave_http_bytes_out_total counter\n"
+                  "shortwave_http_bytes_out_total %" PRIu64 "\n"
+                  "# TYPE shortwave_http_bad_requests_total counter\n"
+                  "shortwave_http_bad_requests_total %" PRIu64 "\n",
+                  hs.connections, hs.requests[0], hs.requests[1], hs.requests[2], hs.bytes_out,
+                  hs.bad_requests);
+    if (o->redis != NULL)
+        sw_str_printf(&s,
+                      "# TYPE shortwave_redis_connected gauge\n"
+                      "shortwave_redis_connected %d\n"
+                      "# TYPE shortwave_redis_reconnects_total counter\n"
+                      "shortwave_redis_reconnects_total %" PRIu64 "\n",
+                      origin__redis_connected(o->redis), origin__redis_reconnects(o->redis));
+
+    sw_http_header_t h[] = {
+        {"content-type", "text/plain; version=0.0.4"},
+        {"cache-control", "no-store"},
+    };
+    if (s.failed)
+        sw_http_respond_error(req, 500, "out of memory");
+    else
+        sw_http_respond(req, 200, h, SW_ARRAY_SIZE(h), s.p, s.len);
+    sw_str_dispose(&s);
+}

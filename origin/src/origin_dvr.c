@@ -1,0 +1,377 @@
+/*
+ * origin_dvr.c: the DVR window on disk.
+ *
+ *   DATA/NAME/index.log           one line per finished segment (used after a restart)
+ *   DATA/NAME/{v,a}/init-G.mp4    init segments
+ *   DATA/NAME/{v,a}/M.m4s         segments (the concatenation of their parts)
+ *
+ * Disk work runs on libuv's thread pool (uv_queue_work), never on the loop: each job holds
+ * references on the part buffers it writes. A segment is written under a temporary name and
+ * renamed, so a reader never sees half a file. The index is appended with O_APPEND, one write per
+ * line.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "origin_int.h"
+#include "sw/log.h"
+
+#define DVR_MAX_PARTS 256
+
+typedef struct dvr_job {
+    uv_work_t work;
+    struct origin *o;
+    char path[1100];
+    char line[256]; /* index line to append after the write, or "" */
+    int index_fd;
+    int op; /* JOB_WRITE, JOB_UNLINK, JOB_READ, JOB_PRUNE */
+    int rv; /* errno of the failure, 0 on success */
+    uint32_t nbufs;
+    sw_rbuf_t *bufs[DVR_MAX_PARTS];
+    /* JOB_READ */
+    sw_http_req_t *req;
+    const char *content_type;
+    int64_t prune_before_s;
+} dvr_job_t;
+
+enum { JOB_WRITE, JOB_UNLINK, JOB_READ, JOB_PRUNE };
+
+static int write_all(int fd, struct iovec *iov, int n)
+{
+    while (n > 0) {
+        ssize_t w = writev(fd, iov, n > IOV_MAX ? IOV_MAX : n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        while (n > 0 && (size_t)w >= iov->iov_len) {
+            w -= (ssize_t)iov->iov_len;
+            iov++;
+            n--;
+        }
+        if (n > 0) {
+            iov->iov_base = (char *)iov->iov_base + w;
+            iov->iov_len -= (size_t)w;
+        }
+    }
+    return 0;
+}
+
+static void do_write(dvr_job_t *j)
+{
+    char tmp[1200];
+    struct iovec iov[DVR_MAX_PARTS];
+
+    snprintf(tmp, sizeof(tmp), "%s.tmp", j->path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        j->rv = errno;
+        return;
+    }
+    for (uint32_t i = 0; i < j->nbufs; i++) {
+        iov[i].iov_base = j->bufs[i]->data;
+        iov[i].iov_len = j->bufs[i]->len;
+    }
+    if (write_all(fd, iov, (int)j->nbufs) != 0 || close(fd) != 0) {
+        j->rv = errno;
+        unlink(tmp);
+        return;
+    }
+    if (rename(tmp, j->path) != 0) {
+        j->rv = errno;
+        unlink(tmp);
+        return;
+    }
+    if (j->line[0] != '\0' && j->index_fd >= 0) {
+        size_t n = strlen(j->line);
+        if (write(j->index_fd, j->line, n) != (ssize_t)n)
+            j->rv = errno ? errno : EIO;
+    }
+}
+
+static void do_read(dvr_job_t *j)
+{
+    int fd = open(j->path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0) {
+        j->rv = errno;
+        return;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > (64 << 20)) {
+        j->rv = EINVAL;
+        close(fd);
+        return;
+    }
+    sw_rbuf_t *b = sw_rbuf_new((size_t)st.st_size);
+    if (b == NULL) {
+        j->rv = ENOMEM;
+        close(fd);
+        return;
+    }
+    size_t got = 0;
+    while (got < (size_t)st.st_size) {
+        ssize_t r = read(fd, b->data + got, (size_t)st.st_size - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    close(fd);
+    b->len = got;
+    j->bufs[0] = b;
+    j->nbufs = 1;
+}
+
+/* Removes segment files older than the window left behind by an earlier run. */
+static void do_prune(dvr_job_t *j)
+{
+    static const char *const sub[] = {"v", "a"};
+    for (int k = 0; k < 2; k++) {
+        char dir[1200];
+        snprintf(dir, sizeof(dir), "%s/%s", j->path, sub[k]);
+        DIR *d = opendir(dir);
+        if (d == NULL)
+            continue;
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            char p[1500];
+            struct stat st;
+            if (e->d_name[0] == '.')
+                continue;
+            snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+            if (stat(p, &st) == 0 && S_ISREG(st.st_mode) && st.st_mtime < j->prune_before_s)
+                unlink(p);
+        }
+        closedir(d);
+    }
+}
+
+static void on_work(uv_work_t *w)
+{
+    dvr_job_t *j = sw_container_of(w, dvr_job_t, work);
+    switch (j->op) {
+    case JOB_WRITE:
+        do_write(j);
+        break;
+    case JOB_UNLINK:
+        if (unlink(j->path) != 0 && errno != ENOENT)
+            j->rv = errno;
+        break;
+    case JOB_READ:
+        do_read(j);
+        break;
+    case JOB_PRUNE:
+        do_prune(j);
+        break;
+    }
+}
+
+static void on_read_abort(sw_http_req_t *req, void *data)
+{
+    dvr_job_t *j = data;
+    j->req = NULL;
+}
+
+static void on_work_done(uv_work_t *w, int status)
+{
+    dvr_job_t *j = sw_container_of(w, dvr_job_t, work);
+
+    if (j->op == JOB_READ && j->req != NULL) {
+        sw_http_req_on_abort(j->req, NULL, NULL);
+        if (j->rv == 0 && status == 0) {
+            sw_http_header_t h[] = {
+                {"content-type", j->content_type},
+                {"cache-control", "public, max-age=31536000, immutable"},
+                {"access-control-allow-origin", "*"},
+            };
+            sw_http_start(j->req, 200, h, SW_ARRAY_SIZE(h), (int64_t)j->bufs[0]->len);
+            sw_http_write_rbuf(j->req, j->bufs[0], 0, j->bufs[0]->len);
+            sw_http_end(j->req);
+        } else {
+            sw_http_header_t h[] = {
+                {"content-type", "text/plain"},
+                {"cache-control", "no-cache"},
+                {"access-control-allow-origin", "*"},
+            };
+            const char *msg = j->rv == ENOENT ? "no such segment\n" : "cannot read segment\n";
+            sw_http_respond(j->req, j->rv == ENOENT ? 404 : 500, h, SW_ARRAY_SIZE(h), msg,
+                            strlen(msg));
+        }
+    } else if ((j->op == JOB_WRITE || j->op == JOB_UNLINK) && j->rv != 0) {
+        j->o->dvr_write_errors++;
+        sw_log(SW_LOG_ERROR, "dvr", "%s %s: %s", j->op == JOB_WRITE ? "writing" : "removing",
+               j->path, strerror(j->rv));
+    }
+    for (uint32_t i = 0; i < j->nbufs; i++)
+        sw_rbuf_unref(j->bufs[i]);
+    free(j);
+}
+
+static dvr_job_t *job_new(struct origin *o, int op)
+{
+    dvr_job_t *j = calloc(1, sizeof(*j));
+    if (j == NULL)
+        return NULL;
+    j->o = o;
+    j->op = op;
+    j->index_fd = -1;
+    return j;
+}
+
+static void job_queue(dvr_job_t *j)
+{
+    if (uv_queue_work(j->o->loop, &j->work, on_work, on_work_done) != 0) {
+        for (uint32_t i = 0; i < j->nbufs; i++)
+            sw_rbuf_unref(j->bufs[i]);
+        free(j);
+    }
+}
+
+int origin__dvr_open(origin_stream_t *st)
+{
+    char p[1100];
+    if (mkdir(st->dir, 0755) != 0 && errno != EEXIST)
+        goto fail;
+    snprintf(p, sizeof(p), "%s/v", st->dir);
+    if (mkdir(p, 0755) != 0 && errno != EEXIST)
+        goto fail;
+    snprintf(p, sizeof(p), "%s/a", st->dir);
+    if (mkdir(p, 0755) != 0 && errno != EEXIST)
+        goto fail;
+    snprintf(p, sizeof(p), "%s/index.log", st->dir);
+    st->index_fd = open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (st->index_fd < 0)
+        goto fail;
+
+    dvr_job_t *j = job_new(st->o, JOB_PRUNE);
+    if (j != NULL) {
+        snprintf(j->path, sizeof(j->path), "%s", st->dir);
+        j->prune_before_s = (int64_t)time(NULL) - (int64_t)st->o->hls_cfg.window_ms / 1000 - 60;
+        job_queue(j);
+    }
+    return 0;
+fail:
+    sw_log(SW_LOG_ERROR, "dvr", "%s: %s", p, strerror(errno));
+    return -1;
+}
+
+void origin__dvr_close(origin_stream_t *st)
+{
+    /* Jobs still queued hold a copy of the descriptor; the loop runs them to completion before
+     * the origin is freed (uv_loop_close needs every request done), so closing here is safe only
+     * after the loop has stopped, which is where stream_free() runs. */
+    if (st->index_fd >= 0)
+        close(st->index_fd);
+    st->index_fd = -1;
+}
+
+void origin__dvr_write_init(origin_stream_t *st, int kind, uint32_t gen, sw_rbuf_t *init)
+{
+    dvr_job_t *j = job_new(st->o, JOB_WRITE);
+    if (j == NULL)
+        return;
+    snprintf(j->path, sizeof(j->path), "%s/%s/init-%u.mp4", st->dir, origin__kind_dir(kind), gen);
+    j->bufs[j->nbufs++] = sw_rbuf_ref(init);
+    job_queue(j);
+}
+
+void origin__dvr_write_segment(origin_stream_t *st, int kind, const hls_segment_t *seg)
+{
+    if (seg->nparts > DVR_MAX_PARTS) {
+        st->o->dvr_write_errors++;
+        sw_log(SW_LOG_ERROR, "dvr",
+               "%s: segment %" PRIu64 " has %u parts, more than %d; not "
+               "written",
+               st->name, seg->msn, seg->nparts, DVR_MAX_PARTS);
+        return;
+    }
+    dvr_job_t *j = job_new(st->o, JOB_WRITE);
+    if (j == NULL)
+        return;
+    snprintf(j->path, sizeof(j->path), "%s/%s/%" PRIu64 ".m4s", st->dir, origin__kind_dir(kind),
+             seg->msn);
+    for (uint32_t i = 0; i < seg->nparts; i++)
+        if (seg->parts[i].data != NULL)
+            j->bufs[j->nbufs++] = sw_rbuf_ref(seg->parts[i].data);
+    snprintf(j->line, sizeof(j->line),
+             "seg %s %" PRIu64 " %" PRId64 " %" PRIu64 " %" PRId64 " %u %u %" PRIu64 " %" PRId64
+             "\n",
+             origin__kind_dir(kind), seg->msn, seg->start, seg->duration, seg->pdt_ms,
+             seg->init_gen, seg->discontinuity, seg->bytes, hls_stream_origin_ms(st->hls));
+    j->index_fd = st->index_fd;
+    job_queue(j);
+}
+
+void origin__dvr_expire(origin_stream_t *st, int kind, uint64_t msn)
+{
+    dvr_job_t *j = job_new(st->o, JOB_UNLINK);
+    if (j == NULL)
+        return;
+    snprintf(j->path, sizeof(j->path), "%s/%s/%" PRIu64 ".m4s", st->dir, origin__kind_dir(kind),
+             msn);
+    job_queue(j);
+}
+
+void origin__dvr_serve(origin_stream_t *st, sw_http_req_t *req, int kind, const char *file,
+                       const char *content_type)
+{
+    dvr_job_t *j = job_new(st->o, JOB_READ);
+    if (j == NULL) {
+        sw_http_respond_error(req, 503, "out of memory");
+        return;
+    }
+    snprintf(j->path, sizeof(j->path), "%s/%s/%s", st->dir, origin__kind_dir(kind), file);
+    j->req = req;
+    j->content_type = content_type;
+    sw_http_req_on_abort(req, on_read_abort, j);
+    job_queue(j);
+}
+
+int origin__dvr_restore(struct origin *o, const char *name, uint64_t *next_msn, int64_t *origin_ms)
+{
+    char p[1100];
+    snprintf(p, sizeof(p), "%s/%s/index.log", o->data_dir, name);
+    FILE *f = fopen(p, "r");
+    if (f == NULL)
+        return -1;
+
+    char line[512];
+    int found = 0;
+    uint64_t max_msn = 0;
+    int64_t om = 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        char kind[4];
+        uint64_t msn, dur, bytes;
+        int64_t start, pdt, line_origin;
+        unsigned gen, disc;
+        if (sscanf(line,
+                   "seg %3s %" SCNu64 " %" SCNd64 " %" SCNu64 " %" SCNd64 " %u %u %" SCNu64
+                   " %" SCNd64,
+                   kind, &msn, &start, &dur, &pdt, &gen, &disc, &bytes, &line_origin) != 9)
+            continue;
+        if (!found || msn >= max_msn) {
+            max_msn = msn;
+            om = line_origin;
+        }
+        found = 1;
+    }
+    fclose(f);
+    if (!found)
+        return -1;
+    /* Skip one number: the segment that was being written when the origin stopped may have
+     * been served in part under the next number. */
+    *next_msn = max_msn + 2;
+    *origin_ms = om;
+    return 0;
+}

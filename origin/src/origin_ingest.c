@@ -1,0 +1,328 @@
+/*
+ * origin_ingest.c: the ingest object on the loop side. It copies the config, starts the SRT
+ * thread (origin_srt.c) and turns the events that the SRT and demux threads post into callbacks:
+ * the threads append to one locked list and wake the loop with a uv_async_t; wake-ups coalesce,
+ * so each wake-up drains the whole list, in order.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sw/log.h"
+#include "sw/sw.h"
+
+#include "origin_ingest_int.h"
+
+void origin_packet_free(origin_packet_t *p)
+{
+    /* The payload lives in the same allocation (see origin_demux.c). */
+    free(p);
+}
+
+void origin__post(origin_ingest_t *in, origin__event_t *ev)
+{
+    ev->next = NULL;
+    pthread_mutex_lock(&in->mutex);
+    if (in->ev_tail != NULL)
+        in->ev_tail->next = ev;
+    else
+        in->ev_head = ev;
+    in->ev_tail = ev;
+    pthread_cond_broadcast(&in->cond);
+    pthread_mutex_unlock(&in->mutex);
+    uv_async_send(&in->async);
+}
+
+void origin__pub_set_reason(origin_pub_t *pub, const char *fmt, ...)
+{
+    va_list ap;
+
+    pthread_mutex_lock(&pub->mutex);
+    if (pub->reason[0] == '\0') {
+        va_start(ap, fmt);
+        vsnprintf(pub->reason, sizeof(pub->reason), fmt, ap);
+        va_end(ap);
+    }
+    pthread_cond_broadcast(&pub->cond);
+    pthread_mutex_unlock(&pub->mutex);
+}
+
+void origin__pub_free(origin_pub_t *pub)
+{
+    origin__chunk_t *c, *next;
+
+    for (c = pub->head; c != NULL; c = next) {
+        next = c->next;
+        free(c);
+    }
+    pthread_cond_destroy(&pub->cond);
+    pthread_mutex_destroy(&pub->mutex);
+    free(pub);
+}
+
+static void free_event(origin__event_t *ev)
+{
+    if (ev->type == ORIGIN__EV_PACKET && ev->pkt != NULL)
+        origin_packet_free(ev->pkt);
+    free(ev);
+}
+
+/* The publisher's last event: its demux thread has returned or is returning, the SRT thread has
+ * closed its socket. */
+static void finish_pub(origin_ingest_t *in, origin_pub_t *pub)
+{
+    if (pub->thread_started)
+        pthread_join(pub->thread, NULL);
+    pthread_mutex_lock(&pub->mutex);
+    const char *reason = pub->reason[0] != '\0' ? pub->reason : "ended";
+    pthread_mutex_unlock(&pub->mutex);
+    sw_log(SW_LOG_INFO, "srt", "unpublish %s from %s: %s (%llu bytes in)", pub->name, pub->peer,
+           reason, (unsigned long long)pub->bytes_in);
+    if (in->cbs.on_unpublish != NULL)
+        in->cbs.on_unpublish(in->data, pub, reason);
+    origin__names_release(in, pub->name, pub->sock);
+
+    pthread_mutex_lock(&in->mutex);
+    if (pub->prev != NULL)
+        pub->prev->next = pub->next;
+    else
+        in->pubs = pub->next;
+    if (pub->next != NULL)
+        pub->next->prev = pub->prev;
+    in->npubs--;
+    pthread_cond_broadcast(&in->cond);
+    pthread_mutex_unlock(&in->mutex);
+    origin__pub_free(pub);
+}
+
+static void dispatch(origin_ingest_t *in, origin__event_t *ev)
+{
+    origin_pub_t *pub = ev->pub;
+
+    switch (ev->type) {
+    case ORIGIN__EV_PUBLISH:
+        if (in->cbs.on_publish != NULL)
+            in->cbs.on_publish(in->data, pub, pub->name, pub->peer);
+        break;
+    case ORIGIN__EV_TRACK:
+        if (in->cbs.on_track != NULL)
+            in->cbs.on_track(in->data, pub, ev->kind, &ev->info);
+        break;
+    case ORIGIN__EV_PACKET:
+        if (in->cbs.on_packet != NULL) {
+            in->cbs.on_packet(in->data, pub, ev->pkt);
+            ev->pkt = NULL;
+        }
+        break;
+    case ORIGIN__EV_UNPUBLISH:
+        finish_pub(in, pub);
+        break;
+    }
+    free_event(ev);
+}
+
+/* Drains the whole list: returns how many events ran. */
+static size_t drain(origin_ingest_t *in)
+{
+    size_t n = 0;
+
+    pthread_mutex_lock(&in->mutex);
+    origin__event_t *ev = in->ev_head;
+    in->ev_head = in->ev_tail = NULL;
+    pthread_mutex_unlock(&in->mutex);
+    while (ev != NULL) {
+        origin__event_t *next = ev->next;
+        dispatch(in, ev);
+        ev = next;
+        n++;
+    }
+    return n;
+}
+
+static void on_async(uv_async_t *h)
+{
+    drain(sw_container_of(h, origin_ingest_t, async));
+}
+
+static void on_close_free(uv_handle_t *h)
+{
+    free(sw_container_of((uv_async_t *)h, origin_ingest_t, async));
+}
+
+static void free_config(origin_ingest_t *in)
+{
+    for (size_t i = 0; i < in->nrules; i++) {
+        free(in->rules[i].prefix);
+        free(in->rules[i].passphrase);
+    }
+    free(in->rules);
+    for (size_t i = 0; i < in->npulls; i++) {
+        free(in->pulls[i].cfg.name);
+        free(in->pulls[i].cfg.url);
+    }
+    free(in->pulls);
+    free(in->listen);
+}
+
+static char *dup_or_empty(const char *s)
+{
+    return strdup(s != NULL ? s : "");
+}
+
+static int copy_config(origin_ingest_t *in, const origin_ingest_config_t *cfg, char *err,
+                       size_t errlen)
+{
+    in->latency_ms = cfg->latency_ms > 0 ? cfg->latency_ms : 120;
+    in->stall_ms = cfg->stall_ms > 0 ? cfg->stall_ms : 10000;
+    in->probe_ms = cfg->probe_ms > 0 ? cfg->probe_ms : 5000;
+    in->queue_bytes = cfg->queue_bytes > 0 ? cfg->queue_bytes : 8u << 20;
+    if (cfg->listen != NULL && cfg->listen[0] != '\0' && (in->listen = strdup(cfg->listen)) == NULL)
+        goto nomem;
+    if (cfg->nrules > 0 && (in->rules = calloc(cfg->nrules, sizeof(*in->rules))) == NULL)
+        goto nomem;
+    for (size_t i = 0; i < cfg->nrules; i++) {
+        const origin_srt_rule_t *r = &cfg->rules[i];
+        size_t plen = r->passphrase != NULL ? strlen(r->passphrase) : 0;
+        in->nrules++;
+        if ((in->rules[i].prefix = dup_or_empty(r->prefix)) == NULL ||
+            (in->rules[i].passphrase = dup_or_empty(r->passphrase)) == NULL)
+            goto nomem;
+        in->rules[i].pbkeylen = r->pbkeylen;
+        if (plen != 0 && (plen < 10 || plen > 79)) {
+            snprintf(err, errlen, "srt rule \"%s\": passphrase must have 10..79 characters",
+                     in->rules[i].prefix);
+            return -1;
+        }
+        if (r->pbkeylen != 0 && r->pbkeylen != 16 && r->pbkeylen != 24 && r->pbkeylen != 32) {
+            snprintf(err, errlen, "srt rule \"%s\": pbkeylen must be 0, 16, 24 or 32",
+                     in->rules[i].prefix);
+            return -1;
+        }
+    }
+    if (cfg->npulls > 0 && (in->pulls = calloc(cfg->npulls, sizeof(*in->pulls))) == NULL)
+        goto nomem;
+    for (size_t i = 0; i < cfg->npulls; i++) {
+        in->npulls++;
+        in->pulls[i].sock = SRT_INVALID_SOCK;
+        if ((in->pulls[i].cfg.name = dup_or_empty(cfg->pulls[i].name)) == NULL ||
+            (in->pulls[i].cfg.url = dup_or_empty(cfg->pulls[i].url)) == NULL)
+            goto nomem;
+    }
+    return 0;
+nomem:
+    snprintf(err, errlen, "out of memory");
+    return -1;
+}
+
+int origin_ingest_new(origin_ingest_t **out, uv_loop_t *loop, const origin_ingest_config_t *cfg,
+                      const origin_ingest_cbs_t *cbs, void *data, char *err, size_t errlen)
+{
+    origin_ingest_t *in;
+
+    if ((in = calloc(1, sizeof(*in))) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    in->loop = loop;
+    in->cbs = *cbs;
+    in->data = data;
+    in->listener = SRT_INVALID_SOCK;
+    in->eid = -1;
+    if (copy_config(in, cfg, err, errlen) != 0)
+        goto fail_config;
+    pthread_mutex_init(&in->mutex, NULL);
+    pthread_mutex_init(&in->names_mutex, NULL);
+    pthread_cond_init(&in->cond, NULL);
+    if (uv_async_init(loop, &in->async, on_async) != 0) {
+        snprintf(err, errlen, "uv_async_init failed");
+        goto fail_locks;
+    }
+    if (origin__srt_start(in, err, errlen) != 0)
+        goto fail_async;
+    *out = in;
+    return 0;
+fail_async:
+    /* The handle's memory must outlive its close; free `in` in the close callback. */
+    pthread_cond_destroy(&in->cond);
+    pthread_mutex_destroy(&in->names_mutex);
+    pthread_mutex_destroy(&in->mutex);
+    free_config(in);
+    uv_close((uv_handle_t *)&in->async, on_close_free);
+    return -1;
+fail_locks:
+    pthread_cond_destroy(&in->cond);
+    pthread_mutex_destroy(&in->names_mutex);
+    pthread_mutex_destroy(&in->mutex);
+fail_config:
+    free_config(in);
+    free(in);
+fail:
+    return -1;
+}
+
+void origin_ingest_drop(origin_ingest_t *in, origin_pub_t *pub, const char *reason)
+{
+    (void)in;
+    pthread_mutex_lock(&pub->mutex);
+    pub->stop = 1;
+    pthread_mutex_unlock(&pub->mutex);
+    origin__pub_set_reason(pub, "dropped by API: %s", reason != NULL ? reason : "no reason given");
+}
+
+void origin_ingest_free(origin_ingest_t *in)
+{
+    if (in == NULL)
+        return;
+
+    /* Stop every publisher; new handshakes are refused from now on. */
+    pthread_mutex_lock(&in->mutex);
+    in->shutting_down = 1;
+    for (origin_pub_t *p = in->pubs; p != NULL; p = p->next) {
+        pthread_mutex_lock(&p->mutex);
+        p->stop = 1;
+        if (p->reason[0] == '\0')
+            snprintf(p->reason, sizeof(p->reason), "origin shutting down");
+        pthread_cond_broadcast(&p->cond);
+        pthread_mutex_unlock(&p->mutex);
+    }
+    pthread_mutex_unlock(&in->mutex);
+
+    /* Deliver what the threads post until every publisher has had its on_unpublish. The demux
+     * threads see `stop` within their 100 ms wait, the SRT thread polls its close list as often. */
+    for (int i = 0; i < 600; i++) {
+        drain(in);
+        pthread_mutex_lock(&in->mutex);
+        size_t left = in->npubs;
+        if (left > 0 && in->ev_head == NULL) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 50 * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&in->cond, &in->mutex, &ts);
+        }
+        pthread_mutex_unlock(&in->mutex);
+        if (left == 0)
+            break;
+    }
+    if (in->npubs > 0) {
+        /* A demux thread is stuck: freeing what it uses would be worse than leaking. */
+        sw_log(SW_LOG_ERROR, "srt", "%zu publishers did not stop within 30 s; leaking the ingest",
+               in->npubs);
+        return;
+    }
+
+    origin__srt_stop(in);
+    drain(in);
+    free(in->names);
+    free_config(in);
+    pthread_cond_destroy(&in->cond);
+    pthread_mutex_destroy(&in->names_mutex);
+    pthread_mutex_destroy(&in->mutex);
+    uv_close((uv_handle_t *)&in->async, on_close_free);
+}

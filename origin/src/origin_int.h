@@ -1,0 +1,160 @@
+/*
+ * origin_int.h: the origin's internal objects. Stays in origin/src.
+ *
+ * origin_t owns the ingest, the HTTP server, the Redis link and a list of streams. A stream
+ * outlives its publishers: when a publisher goes away the stream stays (its DVR window is still
+ * served, and a publisher that comes back continues its media sequence after a discontinuity).
+ */
+#ifndef ORIGIN_INT_H
+#define ORIGIN_INT_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "hls/hls.h"
+#include "origin/origin.h"
+#include "origin_ingest.h"
+#include "sw/http.h"
+
+typedef struct origin_stream origin_stream_t;
+typedef struct origin_waiter origin_waiter_t;
+typedef struct origin_redis origin_redis_t;
+
+/* What a held request waits for. */
+enum origin_wait_type {
+    ORIGIN_WAIT_PLAYLIST = 0, /* blocking playlist reload: _HLS_msn / _HLS_part */
+    ORIGIN_WAIT_PART = 1,     /* a preload-hinted part that is not written yet */
+    ORIGIN_WAIT_SEGMENT = 2,  /* a segment being written, streamed part by part (chunked) */
+};
+
+struct origin_waiter {
+    origin_waiter_t *prev, *next;
+    origin_stream_t *st;
+    sw_http_req_t *req;
+    int type;
+    int kind;
+    hls_query_t q; /* PLAYLIST: what it waits for; PART: msn and part */
+    hls_render_opts_t opts;
+    uint32_t sent_parts; /* SEGMENT: parts already written */
+    uint64_t deadline_ms;
+};
+
+typedef struct origin_wait_list {
+    origin_waiter_t *head;
+    size_t n;
+} origin_wait_list_t;
+
+/* Latency from a frame's arrival to its part being servable: a histogram for Prometheus and a ring
+ * of recent samples for exact p50/p99 in the API. */
+#define ORIGIN_LAT_BUCKETS 12
+#define ORIGIN_LAT_RING    8192
+
+typedef struct origin_latency {
+    uint64_t buckets[ORIGIN_LAT_BUCKETS + 1]; /* the last one is +Inf */
+    double sum_ms;
+    uint64_t count;
+    float ring[ORIGIN_LAT_RING];
+    uint32_t ring_pos;
+} origin_latency_t;
+
+extern const double origin_lat_bounds_ms[ORIGIN_LAT_BUCKETS];
+
+struct origin_stream {
+    origin_stream_t *next;
+    struct origin *o;
+    char name[72];
+    char dir[1024]; /* data/NAME */
+    hls_stream_t *hls;
+    origin_pub_t *pub; /* the live publisher, NULL when offline */
+    char peer[64];
+    int64_t created_ms;
+    int64_t publish_ms; /* when the current (or last) publisher started */
+    int64_t last_media_ms;
+    uint64_t publishes;
+    uint64_t packets, bytes_in, write_errors;
+    hls_track_info_t tracks[HLS_NTRACKS]; /* codecs as the demuxer announced them */
+    /* Frames written since the track's last part, for the latency figures. */
+    uint64_t pending_ns[HLS_NTRACKS][64];
+    uint32_t npending[HLS_NTRACKS];
+    /* Wall clock (unix µs) when the newest part of each track became servable; sent with the
+     * playlists as x-sw-part-ready-us so that a client can measure how fast it was answered. */
+    int64_t part_ready_us[HLS_NTRACKS];
+    origin_wait_list_t waiters[HLS_NTRACKS];
+    int index_fd; /* data/NAME/index.log, appended per segment */
+};
+
+struct origin {
+    uv_loop_t *loop;
+    hls_stream_config_t hls_cfg;
+    uint32_t live_segments;
+    char *data_dir;
+    char *public_url;
+    char http_addr[128];
+    uint64_t block_timeout_ms;
+
+    origin_ingest_t *ingest;
+    sw_http_server_t *http;
+    origin_redis_t *redis;
+    uv_timer_t tick;
+
+    origin_stream_t *streams;
+    size_t nstreams;
+    int64_t started_ms;
+    int closing;
+    int pending_closes;
+    void (*on_closed)(void *data);
+    void *on_closed_data;
+
+    origin_latency_t latency;
+    uint64_t publishes_total;
+    uint64_t unpublishes_total;
+    uint64_t waiters_total, waiters_timed_out;
+    uint64_t dvr_write_errors;
+};
+
+/* origin.c */
+origin_stream_t *origin__stream_find(struct origin *o, const char *name);
+
+/* origin_http.c: routes and held requests. */
+void origin__http_handle(void *data, sw_http_req_t *req);
+void origin__waiters_on_part(origin_stream_t *st, int kind);
+void origin__waiters_on_segment(origin_stream_t *st, int kind, const hls_segment_t *seg);
+void origin__waiters_sweep(origin_stream_t *st, int64_t now_ms);
+void origin__waiters_abort_all(origin_stream_t *st);
+void origin__send_cors(sw_http_req_t *req);
+
+/* origin_api.c: /api and /metrics. */
+void origin__api_handle(struct origin *o, sw_http_req_t *req, const char *path);
+void origin__metrics_handle(struct origin *o, sw_http_req_t *req);
+void origin__latency_add(origin_latency_t *l, double ms);
+
+/* origin_dvr.c: the DVR window on disk. */
+int origin__dvr_open(origin_stream_t *st);
+void origin__dvr_close(origin_stream_t *st);
+void origin__dvr_write_init(origin_stream_t *st, int kind, uint32_t gen, sw_rbuf_t *init);
+void origin__dvr_write_segment(origin_stream_t *st, int kind, const hls_segment_t *seg);
+void origin__dvr_expire(origin_stream_t *st, int kind, uint64_t msn);
+/* Reads data/NAME/index.log: the next msn and the wall clock of output time 0 of a past run. */
+int origin__dvr_restore(struct origin *o, const char *name, uint64_t *next_msn, int64_t *origin_ms);
+/* Serves data/NAME/{v,a}/FILE from disk (async read); 404 when absent. */
+void origin__dvr_serve(origin_stream_t *st, sw_http_req_t *req, int kind, const char *file,
+                       const char *content_type);
+
+/* origin_redis.c: the stream registry in Redis (optional). */
+int origin__redis_new(origin_redis_t **out, struct origin *o, const char *url, int64_t ttl_ms,
+                      char *err, size_t errlen);
+void origin__redis_announce(origin_redis_t *r, origin_stream_t *st);
+void origin__redis_withdraw(origin_redis_t *r, origin_stream_t *st);
+void origin__redis_tick(origin_redis_t *r);
+int origin__redis_connected(const origin_redis_t *r);
+uint64_t origin__redis_reconnects(const origin_redis_t *r);
+/* Closes the link; counts one pending close on `o` and calls origin__closed_one() when done. */
+void origin__redis_close(origin_redis_t *r);
+void origin__closed_one(struct origin *o);
+
+static inline const char *origin__kind_dir(int kind)
+{
+    return kind == HLS_VIDEO ? "v" : "a";
+}
+
+#endif

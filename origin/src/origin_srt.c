@@ -1,0 +1,800 @@
+/*
+ * origin_srt.c: the SRT side of the ingest. One thread runs srt_epoll_uwait() over the listener,
+ * the publishers' sockets and the caller-mode pulls that are connecting. It never blocks on
+ * anything but that wait: sockets are non-blocking (SRTO_RCVSYN off), it copies what it reads into
+ * each publisher's bounded byte queue, and a publisher whose queue is full is dropped.
+ *
+ * Access control happens in the handshake (srt_listen_callback(), called on an SRT thread): the
+ * streamid names the resource, the first matching rule sets the passphrase on the new socket, and
+ * the stream name is reserved in the set of live names so that a second publisher is refused
+ * with SRT_REJX_CONFLICT. A reservation whose handshake never completes (a wrong passphrase is
+ * refused by SRT after our callback) expires after RESERVE_MS.
+ */
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <srt/access_control.h>
+
+#include "sw/log.h"
+#include "sw/sw.h"
+
+#include "origin_ingest_int.h"
+
+#define RESERVE_MS   3000 /* a handshake reservation not accepted by then is stale */
+#define RETRY_MS     3000 /* pull reconnect interval */
+#define WAIT_MS      100  /* srt_epoll_uwait timeout: how often the close list is looked at */
+#define MAX_EVENTS   256
+#define READ_BUF     (64 * 1024)
+#define SRT_MSG_MAX  1500
+
+static pthread_once_t startup_once = PTHREAD_ONCE_INIT;
+static int startup_rv;
+
+static void do_startup(void)
+{
+    startup_rv = srt_startup();
+}
+
+static const char *srt_err(void)
+{
+    return srt_getlasterror_str();
+}
+
+static const char *rejx_name(int code)
+{
+    switch (code) {
+    case SRT_REJX_BAD_REQUEST:
+        return "SRT_REJX_BAD_REQUEST";
+    case SRT_REJX_BAD_MODE:
+        return "SRT_REJX_BAD_MODE";
+    case SRT_REJX_CONFLICT:
+        return "SRT_REJX_CONFLICT";
+    case SRT_REJX_DOWN:
+        return "SRT_REJX_DOWN";
+    default:
+        return "SRT_REJX_?";
+    }
+}
+
+/* ---- live names ---------------------------------------------------------------------------- */
+
+/* Reserves `name` for `sock`. Returns 0, or -1 with the holder's peer copied into `holder`. */
+static int names_reserve(origin_ingest_t *in, const char *name, SRTSOCKET sock, const char *peer,
+                         int live, char *holder, size_t hlen)
+{
+    int64_t now = sw_now_ms();
+    int rv = 0;
+
+    pthread_mutex_lock(&in->names_mutex);
+    for (size_t i = 0; i < in->nnames; i++) {
+        origin__name_t *e = &in->names[i];
+        if (strcmp(e->name, name) != 0)
+            continue;
+        if (!e->live && now - e->since_ms > RESERVE_MS) {
+            /* A handshake that never completed; take its place. */
+            e->sock = sock;
+            e->live = live;
+            e->since_ms = now;
+            snprintf(e->peer, sizeof(e->peer), "%s", peer);
+            goto out;
+        }
+        snprintf(holder, hlen, "%s", e->peer);
+        rv = -1;
+        goto out;
+    }
+    if (in->nnames == in->names_cap) {
+        size_t cap = in->names_cap ? in->names_cap * 2 : 64;
+        origin__name_t *n = realloc(in->names, cap * sizeof(*n));
+        if (n == NULL) {
+            snprintf(holder, hlen, "(out of memory)");
+            rv = -1;
+            goto out;
+        }
+        in->names = n;
+        in->names_cap = cap;
+    }
+    origin__name_t *e = &in->names[in->nnames++];
+    snprintf(e->name, sizeof(e->name), "%s", name);
+    snprintf(e->peer, sizeof(e->peer), "%s", peer);
+    e->sock = sock;
+    e->live = live;
+    e->since_ms = now;
+out:
+    pthread_mutex_unlock(&in->names_mutex);
+    return rv;
+}
+
+/* The handshake of `sock` completed: its reservation becomes live. Returns 0 or -1. */
+static int names_confirm(origin_ingest_t *in, const char *name, SRTSOCKET sock)
+{
+    int rv = -1;
+
+    pthread_mutex_lock(&in->names_mutex);
+    for (size_t i = 0; i < in->nnames; i++) {
+        if (in->names[i].sock == sock && strcmp(in->names[i].name, name) == 0) {
+            in->names[i].live = 1;
+            rv = 0;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&in->names_mutex);
+    return rv;
+}
+
+void origin__names_release(origin_ingest_t *in, const char *name, SRTSOCKET sock)
+{
+    pthread_mutex_lock(&in->names_mutex);
+    for (size_t i = 0; i < in->nnames; i++) {
+        if (in->names[i].sock == sock && strcmp(in->names[i].name, name) == 0) {
+            in->names[i] = in->names[--in->nnames];
+            break;
+        }
+    }
+    pthread_mutex_unlock(&in->names_mutex);
+}
+
+/* Logs and forgets the reservations of handshakes that never completed. */
+static void names_sweep(origin_ingest_t *in)
+{
+    int64_t now = sw_now_ms();
+
+    pthread_mutex_lock(&in->names_mutex);
+    for (size_t i = 0; i < in->nnames;) {
+        origin__name_t *e = &in->names[i];
+        if (!e->live && now - e->since_ms > RESERVE_MS) {
+            sw_log(SW_LOG_WARN, "srt",
+                   "refused %s for %s: handshake did not complete (SRT rejected it, e.g. wrong "
+                   "or missing passphrase)",
+                   e->peer, e->name);
+            *e = in->names[--in->nnames];
+            continue;
+        }
+        i++;
+    }
+    pthread_mutex_unlock(&in->names_mutex);
+}
+
+/* ---- handshake ------------------------------------------------------------------------------ */
+
+static const origin_srt_rule_t *find_rule(origin_ingest_t *in, const char *resource)
+{
+    for (size_t i = 0; i < in->nrules; i++) {
+        size_t n = strlen(in->rules[i].prefix);
+        if (strncmp(resource, in->rules[i].prefix, n) == 0)
+            return &in->rules[i];
+    }
+    return NULL;
+}
+
+static int refuse(SRTSOCKET ns, int code, const char *peer, const char *sid, const char *why)
+{
+    sw_log(SW_LOG_WARN, "srt", "refused %s streamid \"%.100s\": %s (%d) %s", peer, sid,
+           rejx_name(code), code, why);
+    srt_setrejectreason(ns, code);
+    return -1;
+}
+
+static int on_listen(void *opaq, SRTSOCKET ns, int hsversion, const struct sockaddr *peeraddr,
+                     const char *streamid)
+{
+    origin_ingest_t *in = opaq;
+    char peer[64], resource[ORIGIN__RESOURCE_MAX], mode[16], name[ORIGIN__NAME_MAX + 1];
+    char holder[64], why[200];
+    const char *err_desc = NULL;
+    const char *sid = streamid != NULL ? streamid : "";
+
+    sw_addr_format(peeraddr, peer, sizeof(peer));
+    pthread_mutex_lock(&in->mutex);
+    int down = in->shutting_down;
+    pthread_mutex_unlock(&in->mutex);
+    if (down)
+        return refuse(ns, SRT_REJX_DOWN, peer, sid, "origin shutting down");
+    if (hsversion < 5)
+        return refuse(ns, SRT_REJX_BAD_REQUEST, peer, sid, "HSv4 caller cannot send a streamid");
+    if (origin_streamid_parse(sid, strlen(sid), resource, sizeof(resource), mode, sizeof(mode),
+                              &err_desc) != 0 ||
+        origin_stream_name(resource, name, sizeof(name), &err_desc) != 0)
+        return refuse(ns, SRT_REJX_BAD_REQUEST, peer, sid, err_desc);
+    if (strcmp(mode, "publish") != 0) {
+        snprintf(why, sizeof(why), "mode \"%s\" not supported (publish only)", mode);
+        return refuse(ns, SRT_REJX_BAD_MODE, peer, sid, why);
+    }
+
+    const origin_srt_rule_t *rule = find_rule(in, resource);
+    if (rule != NULL && rule->passphrase[0] != '\0') {
+        if (srt_setsockflag(ns, SRTO_PASSPHRASE, rule->passphrase,
+                            (int)strlen(rule->passphrase)) != 0)
+            return refuse(ns, SRT_REJX_BAD_REQUEST, peer, sid, srt_err());
+        if (rule->pbkeylen != 0)
+            srt_setsockflag(ns, SRTO_PBKEYLEN, &rule->pbkeylen, sizeof(rule->pbkeylen));
+    }
+
+    if (names_reserve(in, name, ns, peer, 0, holder, sizeof(holder)) != 0) {
+        snprintf(why, sizeof(why), "stream %s is already publishing from %s", name, holder);
+        return refuse(ns, SRT_REJX_CONFLICT, peer, sid, why);
+    }
+    return 0;
+}
+
+/* ---- publishers on the SRT thread ------------------------------------------------------------ */
+
+static void live_add(origin_ingest_t *in, origin_pub_t *pub)
+{
+    if (in->nlive == in->live_cap) {
+        size_t cap = in->live_cap ? in->live_cap * 2 : 64;
+        origin_pub_t **n = realloc(in->live, cap * sizeof(*n));
+        if (n == NULL)
+            return; /* the publisher is then never read; the stall timer drops it */
+        in->live = n;
+        in->live_cap = cap;
+    }
+    in->live[in->nlive++] = pub;
+}
+
+static origin_pub_t *live_find(origin_ingest_t *in, SRTSOCKET s)
+{
+    for (size_t i = 0; i < in->nlive; i++)
+        if (in->live[i]->sock == s)
+            return in->live[i];
+    return NULL;
+}
+
+static void live_remove(origin_ingest_t *in, origin_pub_t *pub)
+{
+    for (size_t i = 0; i < in->nlive; i++) {
+        if (in->live[i] == pub) {
+            in->live[i] = in->live[--in->nlive];
+            return;
+        }
+    }
+}
+
+static void epoll_out(origin_ingest_t *in, origin_pub_t *pub)
+{
+    if (pub->in_epoll) {
+        srt_epoll_remove_usock(in->eid, pub->sock);
+        pub->in_epoll = 0;
+    }
+}
+
+/* Creates a publisher for a connected socket: posts EV_PUBLISH, then starts its demux thread.
+ * Returns 0, or -1 when the ingest is shutting down or out of memory (the caller closes). */
+static int pub_start(origin_ingest_t *in, SRTSOCKET s, const char *name, const char *resource,
+                     const char *peer, int pull_index)
+{
+    origin_pub_t *pub;
+    origin__event_t *ev;
+
+    if ((pub = calloc(1, sizeof(*pub))) == NULL)
+        return -1;
+    if ((ev = calloc(1, sizeof(*ev))) == NULL) {
+        free(pub);
+        return -1;
+    }
+    pub->in = in;
+    snprintf(pub->name, sizeof(pub->name), "%s", name);
+    snprintf(pub->resource, sizeof(pub->resource), "%s", resource);
+    snprintf(pub->peer, sizeof(pub->peer), "%s", peer);
+    pub->pull_index = pull_index;
+    pub->sock = s;
+    pub->publish_ms = sw_now_ms();
+    pub->last_bytes_ns = sw_mono_ns();
+    pthread_mutex_init(&pub->mutex, NULL);
+    pthread_cond_init(&pub->cond, NULL);
+
+    pthread_mutex_lock(&in->mutex);
+    if (in->shutting_down) {
+        pthread_mutex_unlock(&in->mutex);
+        free(ev);
+        origin__pub_free(pub);
+        return -1;
+    }
+    pub->next = in->pubs;
+    if (in->pubs != NULL)
+        in->pubs->prev = pub;
+    in->pubs = pub;
+    in->npubs++;
+    pthread_mutex_unlock(&in->mutex);
+
+    int events = SRT_EPOLL_IN | SRT_EPOLL_ERR;
+    live_add(in, pub);
+    if (srt_epoll_add_usock(in->eid, s, &events) == 0)
+        pub->in_epoll = 1;
+
+    int latency = 0, len = sizeof(latency);
+    srt_getsockflag(s, SRTO_RCVLATENCY, &latency, &len);
+    sw_log(SW_LOG_INFO, "srt", "publish %s from %s (resource %s, %s, latency %d ms)", name, peer,
+           resource, pull_index >= 0 ? "pull" : "listener", latency);
+    ev->type = ORIGIN__EV_PUBLISH;
+    ev->pub = pub;
+    origin__post(in, ev);
+
+    if (pthread_create(&pub->thread, NULL, origin__demux_main, pub) == 0) {
+        pub->thread_started = 1;
+    } else {
+        origin__pub_set_reason(pub, "could not start a demux thread");
+        pthread_mutex_lock(&in->mutex);
+        pub->close_next = in->close_list;
+        in->close_list = pub;
+        pthread_mutex_unlock(&in->mutex);
+    }
+    return 0;
+}
+
+/* Appends bytes read from the socket. Returns 0, or -1 when the queue overflowed. */
+static int queue_push(origin_ingest_t *in, origin_pub_t *pub, const uint8_t *buf, size_t n)
+{
+    int rv = 0;
+
+    if (n == 0)
+        return 0;
+    pthread_mutex_lock(&pub->mutex);
+    if (pub->queued + n > in->queue_bytes) {
+        if (pub->reason[0] == '\0')
+            snprintf(pub->reason, sizeof(pub->reason),
+                     "queue overflow: %zu bytes waiting, the demuxer is too slow", pub->queued);
+        pub->stop = 1;
+        rv = -1;
+        goto out;
+    }
+    pub->bytes_in += n;
+    pub->queued += n;
+    pub->last_bytes_ns = sw_mono_ns();
+    while (n > 0) {
+        origin__chunk_t *c = pub->tail;
+        if (c == NULL || c->len == ORIGIN__CHUNK_CAP) {
+            if ((c = malloc(sizeof(*c) + ORIGIN__CHUNK_CAP)) == NULL) {
+                if (pub->reason[0] == '\0')
+                    snprintf(pub->reason, sizeof(pub->reason), "out of memory in the byte queue");
+                pub->stop = 1;
+                rv = -1;
+                goto out;
+            }
+            c->next = NULL;
+            c->off = c->len = 0;
+            if (pub->tail != NULL)
+                pub->tail->next = c;
+            else
+                pub->head = c;
+            pub->tail = c;
+        }
+        size_t k = ORIGIN__CHUNK_CAP - c->len;
+        if (k > n)
+            k = n;
+        memcpy(c->data + c->len, buf, k);
+        c->len += k;
+        c->ns = pub->last_bytes_ns;
+        buf += k;
+        n -= k;
+    }
+out:
+    pthread_cond_broadcast(&pub->cond);
+    pthread_mutex_unlock(&pub->mutex);
+    return rv;
+}
+
+static void pub_ended(origin_ingest_t *in, origin_pub_t *pub, int err)
+{
+    epoll_out(in, pub);
+    pthread_mutex_lock(&pub->mutex);
+    uint64_t idle_ms = (sw_mono_ns() - pub->last_bytes_ns) / 1000000;
+    if (idle_ms >= 4000)
+        snprintf(pub->eof_reason, sizeof(pub->eof_reason),
+                 "connection timed out (no packets from the peer for %.1f s)", idle_ms / 1000.0);
+    else if (err == SRT_ECONNLOST || err == 0)
+        snprintf(pub->eof_reason, sizeof(pub->eof_reason), "peer closed the connection");
+    else
+        snprintf(pub->eof_reason, sizeof(pub->eof_reason), "connection error: %s",
+                 srt_strerror(err, 0));
+    pub->eof = 1;
+    pthread_cond_broadcast(&pub->cond);
+    pthread_mutex_unlock(&pub->mutex);
+}
+
+static void pub_read(origin_ingest_t *in, origin_pub_t *pub, uint8_t *buf)
+{
+    size_t n = 0;
+    int err = -1;
+
+    for (int i = 0; i < 4096; i++) {
+        if (READ_BUF - n < SRT_MSG_MAX) {
+            if (queue_push(in, pub, buf, n) != 0)
+                goto overflow;
+            n = 0;
+        }
+        int r = srt_recvmsg(pub->sock, (char *)buf + n, SRT_MSG_MAX);
+        if (r > 0) {
+            n += (size_t)r;
+            continue;
+        }
+        if (r == 0) {
+            err = 0;
+            break;
+        }
+        err = srt_getlasterror(NULL);
+        break;
+    }
+    if (queue_push(in, pub, buf, n) != 0)
+        goto overflow;
+    if (err != -1 && err != SRT_EASYNCRCV)
+        pub_ended(in, pub, err);
+    return;
+overflow:
+    sw_log(SW_LOG_WARN, "srt", "dropping %s from %s: byte queue overflow (%zu bytes)", pub->name,
+           pub->peer, in->queue_bytes);
+    epoll_out(in, pub);
+}
+
+/* The demux threads hand their publishers back here once they have ended. */
+static void process_close_list(origin_ingest_t *in)
+{
+    pthread_mutex_lock(&in->mutex);
+    origin_pub_t *pub = in->close_list;
+    in->close_list = NULL;
+    pthread_mutex_unlock(&in->mutex);
+
+    while (pub != NULL) {
+        origin_pub_t *next = pub->close_next;
+        origin__event_t *ev = calloc(1, sizeof(*ev));
+        epoll_out(in, pub);
+        srt_close(pub->sock);
+        live_remove(in, pub);
+        if (pub->pull_index >= 0) {
+            origin__pull_t *pl = &in->pulls[pub->pull_index];
+            pl->sock = SRT_INVALID_SOCK;
+            pl->connected = 0;
+            pl->next_try_ms = sw_now_ms() + RETRY_MS;
+        }
+        if (ev == NULL) {
+            /* Retry on the next round rather than lose the publisher's last event. */
+            pthread_mutex_lock(&in->mutex);
+            pub->close_next = in->close_list;
+            in->close_list = pub;
+            pthread_mutex_unlock(&in->mutex);
+        } else {
+            ev->type = ORIGIN__EV_UNPUBLISH;
+            ev->pub = pub;
+            origin__post(in, ev);
+        }
+        pub = next;
+    }
+}
+
+/* One accept per epoll event: the listener is level-triggered, and a second srt_accept() on an
+ * empty backlog makes libsrt log an error line. */
+static void accept_one(origin_ingest_t *in)
+{
+    for (int i = 0; i < 1; i++) {
+        struct sockaddr_storage ss;
+        int sslen = sizeof(ss);
+        SRTSOCKET s = srt_accept(in->listener, (struct sockaddr *)&ss, &sslen);
+        if (s == SRT_INVALID_SOCK)
+            return;
+
+        char peer[64], sid[513], resource[ORIGIN__RESOURCE_MAX], mode[16];
+        char name[ORIGIN__NAME_MAX + 1];
+        int sidlen = sizeof(sid) - 1, no = 0;
+        sw_addr_format(&ss, peer, sizeof(peer));
+        if (srt_getsockflag(s, SRTO_STREAMID, sid, &sidlen) != 0)
+            sidlen = 0;
+        sid[sidlen] = '\0';
+        /* Parsed and checked in on_listen() already; this only recovers the name. */
+        if (origin_streamid_parse(sid, (size_t)sidlen, resource, sizeof(resource), mode,
+                                  sizeof(mode), NULL) != 0 ||
+            origin_stream_name(resource, name, sizeof(name), NULL) != 0) {
+            srt_close(s);
+            continue;
+        }
+        if (names_confirm(in, name, s) != 0) {
+            sw_log(SW_LOG_WARN, "srt", "refused %s for %s: its reservation expired", peer, name);
+            srt_close(s);
+            continue;
+        }
+        srt_setsockflag(s, SRTO_RCVSYN, &no, sizeof(no));
+        if (pub_start(in, s, name, resource, peer, -1) != 0) {
+            origin__names_release(in, name, s);
+            srt_close(s);
+        }
+    }
+}
+
+/* ---- caller-mode pulls ----------------------------------------------------------------------- */
+
+static void pct_decode(const char *s, size_t len, char *out, size_t outlen)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < len && j + 1 < outlen; i++) {
+        unsigned int v;
+        if (s[i] == '%' && i + 2 < len && sscanf(s + i + 1, "%2x", &v) == 1) {
+            out[j++] = (char)v;
+            i += 2;
+        } else {
+            out[j++] = s[i];
+        }
+    }
+    out[j] = '\0';
+}
+
+/* Parses "srt://host:port?streamid=...&passphrase=...&latency=MS&pbkeylen=N" and resolves the host
+ * (once, at startup, on the loop thread). */
+static int pull_parse(origin__pull_t *pl, int default_latency, char *err, size_t errlen)
+{
+    const char *u = pl->cfg.url;
+    char port[16];
+
+    if (strncmp(u, "srt://", 6) != 0) {
+        snprintf(err, errlen, "pull %s: url must start with srt://", pl->cfg.name);
+        return -1;
+    }
+    u += 6;
+    const char *q = strchr(u, '?');
+    size_t hp = q != NULL ? (size_t)(q - u) : strlen(u);
+    const char *colon = memrchr(u, ':', hp);
+    if (colon == NULL || (size_t)(colon - u) >= sizeof(pl->host) ||
+        hp - (size_t)(colon - u) - 1 >= sizeof(port) || colon == u) {
+        snprintf(err, errlen, "pull %s: url needs host:port", pl->cfg.name);
+        return -1;
+    }
+    memcpy(pl->host, u, (size_t)(colon - u));
+    pl->host[colon - u] = '\0';
+    memcpy(port, colon + 1, hp - (size_t)(colon - u) - 1);
+    port[hp - (size_t)(colon - u) - 1] = '\0';
+    pl->latency_ms = default_latency;
+    while (q != NULL) {
+        const char *k = q + 1, *amp = strchr(k, '&');
+        size_t kl = amp != NULL ? (size_t)(amp - k) : strlen(k);
+        const char *eq = memchr(k, '=', kl);
+        if (eq != NULL) {
+            size_t nlen = (size_t)(eq - k), vlen = kl - nlen - 1;
+            char val[512];
+            pct_decode(eq + 1, vlen, val, sizeof(val));
+            if (nlen == 8 && strncmp(k, "streamid", 8) == 0)
+                snprintf(pl->streamid, sizeof(pl->streamid), "%s", val);
+            else if (nlen == 10 && strncmp(k, "passphrase", 10) == 0)
+                snprintf(pl->passphrase, sizeof(pl->passphrase), "%.79s", val);
+            else if (nlen == 7 && strncmp(k, "latency", 7) == 0)
+                pl->latency_ms = atoi(val);
+            else if (nlen == 8 && strncmp(k, "pbkeylen", 8) == 0)
+                pl->pbkeylen = atoi(val);
+        }
+        q = amp;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM}, *res;
+    int rv = getaddrinfo(pl->host, port, &hints, &res);
+    if (rv != 0) {
+        snprintf(err, errlen, "pull %s: cannot resolve %s: %s", pl->cfg.name, pl->host,
+                 gai_strerror(rv));
+        return -1;
+    }
+    memcpy(&pl->addr, res->ai_addr, res->ai_addrlen);
+    pl->addrlen = (int)res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+static void pull_fail(origin_ingest_t *in, origin__pull_t *pl, const char *why)
+{
+    sw_log(SW_LOG_WARN, "srt", "pull %s from %s: %s; retrying in %d s", pl->cfg.name, pl->cfg.url,
+           why, RETRY_MS / 1000);
+    srt_epoll_remove_usock(in->eid, pl->sock);
+    origin__names_release(in, pl->cfg.name, pl->sock);
+    srt_close(pl->sock);
+    pl->sock = SRT_INVALID_SOCK;
+    pl->next_try_ms = sw_now_ms() + RETRY_MS;
+}
+
+static void pulls_tick(origin_ingest_t *in)
+{
+    int64_t now = sw_now_ms();
+
+    for (size_t i = 0; i < in->npulls; i++) {
+        origin__pull_t *pl = &in->pulls[i];
+        char holder[64];
+        if (pl->sock != SRT_INVALID_SOCK || now < pl->next_try_ms)
+            continue;
+        pl->next_try_ms = now + RETRY_MS;
+        SRTSOCKET s = srt_create_socket();
+        if (s == SRT_INVALID_SOCK)
+            continue;
+        if (names_reserve(in, pl->cfg.name, s, pl->host, 1, holder, sizeof(holder)) != 0) {
+            srt_close(s); /* still live (from a listener publisher, or not yet released) */
+            continue;
+        }
+        int no = 0, events = SRT_EPOLL_OUT | SRT_EPOLL_ERR;
+        srt_setsockflag(s, SRTO_RCVSYN, &no, sizeof(no));
+        srt_setsockflag(s, SRTO_LATENCY, &pl->latency_ms, sizeof(pl->latency_ms));
+        if (pl->streamid[0] != '\0')
+            srt_setsockflag(s, SRTO_STREAMID, pl->streamid, (int)strlen(pl->streamid));
+        if (pl->passphrase[0] != '\0')
+            srt_setsockflag(s, SRTO_PASSPHRASE, pl->passphrase, (int)strlen(pl->passphrase));
+        if (pl->pbkeylen != 0)
+            srt_setsockflag(s, SRTO_PBKEYLEN, &pl->pbkeylen, sizeof(pl->pbkeylen));
+        pl->sock = s;
+        pl->connected = 0;
+        srt_epoll_add_usock(in->eid, s, &events);
+        if (srt_connect(s, (struct sockaddr *)&pl->addr, pl->addrlen) == SRT_ERROR)
+            pull_fail(in, pl, srt_err());
+    }
+}
+
+static origin__pull_t *pull_find(origin_ingest_t *in, SRTSOCKET s)
+{
+    for (size_t i = 0; i < in->npulls; i++)
+        if (in->pulls[i].sock == s && !in->pulls[i].connected)
+            return &in->pulls[i];
+    return NULL;
+}
+
+static void pull_event(origin_ingest_t *in, origin__pull_t *pl)
+{
+    SRT_SOCKSTATUS st = srt_getsockstate(pl->sock);
+
+    if (st == SRTS_CONNECTING)
+        return;
+    if (st != SRTS_CONNECTED) {
+        pull_fail(in, pl, srt_rejectreason_str(srt_getrejectreason(pl->sock)));
+        return;
+    }
+    /* pub_start() adds it again, for reading. */
+    srt_epoll_remove_usock(in->eid, pl->sock);
+    pl->connected = 1;
+    char peer[64];
+    sw_addr_format(&pl->addr, peer, sizeof(peer));
+    if (pub_start(in, pl->sock, pl->cfg.name, pl->cfg.name, peer, (int)(pl - in->pulls)) != 0) {
+        pl->connected = 0;
+        pull_fail(in, pl, "ingest shutting down");
+    }
+}
+
+/* ---- the thread ------------------------------------------------------------------------------ */
+
+static void *srt_main(void *arg)
+{
+    origin_ingest_t *in = arg;
+    SRT_EPOLL_EVENT evs[MAX_EVENTS];
+    uint8_t *buf = malloc(READ_BUF);
+    uint64_t last_tick = 0;
+
+    if (buf == NULL) {
+        sw_log(SW_LOG_ERROR, "srt", "out of memory; SRT thread not running");
+        return NULL;
+    }
+    while (!atomic_load(&in->srt_stop)) {
+        int n = srt_epoll_uwait(in->eid, evs, MAX_EVENTS, WAIT_MS);
+        for (int i = 0; i < n; i++) {
+            SRTSOCKET s = evs[i].fd;
+            origin_pub_t *pub;
+            origin__pull_t *pl;
+            if (s == in->listener) {
+                accept_one(in);
+            } else if ((pub = live_find(in, s)) != NULL) {
+                if (pub->in_epoll)
+                    pub_read(in, pub, buf);
+                if (pub->in_epoll && (evs[i].events & SRT_EPOLL_ERR))
+                    pub_ended(in, pub, SRT_ECONNLOST);
+            } else if ((pl = pull_find(in, s)) != NULL) {
+                pull_event(in, pl);
+            }
+        }
+        process_close_list(in);
+        uint64_t now = sw_mono_ns();
+        if (now - last_tick > 500 * 1000000ull) {
+            last_tick = now;
+            names_sweep(in);
+            pthread_mutex_lock(&in->mutex);
+            int down = in->shutting_down;
+            pthread_mutex_unlock(&in->mutex);
+            if (!down)
+                pulls_tick(in);
+        }
+    }
+    free(buf);
+    return NULL;
+}
+
+int origin__srt_start(origin_ingest_t *in, char *err, size_t errlen)
+{
+    pthread_once(&startup_once, do_startup);
+    if (startup_rv < 0) {
+        snprintf(err, errlen, "srt_startup failed: %s", srt_err());
+        return -1;
+    }
+    for (size_t i = 0; i < in->npulls; i++)
+        if (pull_parse(&in->pulls[i], in->latency_ms, err, errlen) != 0)
+            return -1;
+    if ((in->eid = srt_epoll_create()) < 0) {
+        snprintf(err, errlen, "srt_epoll_create: %s", srt_err());
+        return -1;
+    }
+    srt_epoll_set(in->eid, SRT_EPOLL_ENABLE_EMPTY);
+
+    if (in->listen != NULL) {
+        struct sockaddr_storage ss;
+        int no = 0, events = SRT_EPOLL_IN | SRT_EPOLL_ERR;
+        if (sw_addr_parse(in->listen, &ss) != 0) {
+            snprintf(err, errlen, "srt listen: bad address \"%s\"", in->listen);
+            goto fail_epoll;
+        }
+        if ((in->listener = srt_create_socket()) == SRT_INVALID_SOCK) {
+            snprintf(err, errlen, "srt_create_socket: %s", srt_err());
+            goto fail_epoll;
+        }
+        srt_setsockflag(in->listener, SRTO_RCVSYN, &no, sizeof(no));
+        srt_setsockflag(in->listener, SRTO_LATENCY, &in->latency_ms, sizeof(in->latency_ms));
+        srt_setsockflag(in->listener, SRTO_RCVLATENCY, &in->latency_ms, sizeof(in->latency_ms));
+        int sslen = ss.ss_family == AF_INET6 ? (int)sizeof(struct sockaddr_in6)
+                                             : (int)sizeof(struct sockaddr_in);
+        if (srt_bind(in->listener, (struct sockaddr *)&ss, sslen) != 0) {
+            snprintf(err, errlen, "srt bind %s: %s", in->listen, srt_err());
+            goto fail_listener;
+        }
+        if (srt_listen_callback(in->listener, on_listen, in) != 0 ||
+            srt_listen(in->listener, 256) != 0) {
+            snprintf(err, errlen, "srt listen %s: %s", in->listen, srt_err());
+            goto fail_listener;
+        }
+        srt_epoll_add_usock(in->eid, in->listener, &events);
+        sw_log(SW_LOG_INFO, "srt", "listening on %s (latency %d ms)", in->listen, in->latency_ms);
+    }
+
+    if (pthread_create(&in->srt_thread, NULL, srt_main, in) != 0) {
+        snprintf(err, errlen, "cannot start the SRT thread");
+        goto fail_listener;
+    }
+    in->srt_thread_started = 1;
+    return 0;
+fail_listener:
+    if (in->listener != SRT_INVALID_SOCK)
+        srt_close(in->listener);
+    in->listener = SRT_INVALID_SOCK;
+fail_epoll:
+    srt_epoll_release(in->eid);
+    in->eid = -1;
+    return -1;
+}
+
+void origin__srt_stop(origin_ingest_t *in)
+{
+    if (in->srt_thread_started) {
+        atomic_store(&in->srt_stop, 1);
+        pthread_join(in->srt_thread, NULL);
+        in->srt_thread_started = 0;
+    }
+    /* Publishers are all gone (origin_ingest_free() waited for them); close what is left. */
+    for (size_t i = 0; i < in->npulls; i++) {
+        if (in->pulls[i].sock != SRT_INVALID_SOCK)
+            srt_close(in->pulls[i].sock);
+        in->pulls[i].sock = SRT_INVALID_SOCK;
+    }
+    if (in->listener != SRT_INVALID_SOCK)
+        srt_close(in->listener);
+    in->listener = SRT_INVALID_SOCK;
+    if (in->eid >= 0)
+        srt_epoll_release(in->eid);
+    in->eid = -1;
+    free(in->live);
+    in->live = NULL;
+    in->nlive = in->live_cap = 0;
+}
+
+int origin_pub_stats(origin_pub_t *pub, origin_srt_stats_t *out)
+{
+    SRT_TRACEBSTATS st;
+
+    memset(out, 0, sizeof(*out));
+    if (srt_bistats(pub->sock, &st, 0, 1) != 0)
+        return -1;
+    out->rtt_ms = st.msRTT;
+    out->recv_mbps = st.mbpsRecvRate;
+    out->pkt_recv = st.pktRecvTotal;
+    out->pkt_loss = st.pktRcvLossTotal;
+    out->pkt_retrans = st.pktRcvRetrans;
+    out->pkt_drop = st.pktRcvDropTotal;
+    out->bytes_recv = (int64_t)st.byteRecvTotal;
+    out->buffer_ms = st.msRcvBuf;
+    out->latency_ms = st.msRcvTsbPdDelay;
+    return 0;
+}

@@ -1,0 +1,24 @@
+#!/bin/sh
+# Installs what Shortwave needs to build, run and test, from Debian 12's packages. Idempotent:
+# it only calls apt-get when a package is missing. Run as root (or with sudo).
+set -eu
+
+PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev clang-format
+libuv1-dev libsrt-gnutls-dev libavformat-dev libavcodec-dev libavutil-dev libnghttp2-dev
+libhiredis-dev libwebsockets-dev libcmocka-dev libssl-dev libcurl4-openssl-dev libinih-dev
+ffmpeg srt-tools redis-server nghttp2-client curl python3 libxml2-utils"
+
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    echo "deps: installing$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO=sudo
+    $SUDO apt-get update -q
+    # shellcheck disable=SC2086
+    $SUDO apt-get install -y -q --no-install-recommends $missing
+fi
+# The packaged redis-server starts a system instance on :6379; tests start their own on free ports.

@@ -1,0 +1,153 @@
+/*
+ * sw/http.h: the HTTP server core shared by shortwave-origin and shortwave-edge.
+ *
+ * One server lives on one uv_loop_t and is used from that loop's thread only. It speaks HTTP/1.1
+ * (keep-alive, pipelined requests answered in order, chunked responses) and HTTP/2 with prior
+ * knowledge on the same plain port (h2c: the connection preface selects it), through nghttp2's
+ * mem_recv/mem_send. TLS with ALPN is added for the edge on top of the same connection core.
+ *
+ * The server calls the handler once per request, after the whole head (and a body up to
+ * max_body_bytes) has arrived. The handler answers at once or later: a request may be held (an
+ * LL-HLS blocking playlist reload, a part that does not exist yet) without a thread, and answered
+ * from any later callback on the same loop. A response is either whole (sw_http_respond) or
+ * streamed (sw_http_start, sw_http_write*, sw_http_end); a streamed response of unknown length goes
+ * out chunked on HTTP/1.1 and as DATA frames on HTTP/2, each write sent as soon as the socket takes
+ * it.
+ *
+ * Lifetime of a request: from the handler call until sw_http_end()/sw_http_respond() returns, or
+ * until the abort callback returns if the client goes away first. After either, the pointer is
+ * dead. A held request whose client disconnects gets its abort callback exactly once; a request
+ * that was answered never does.
+ *
+ * HEAD is handled here: the handler answers it as GET and the server drops the body while keeping
+ * Content-Length.
+ */
+#ifndef SW_HTTP_H
+#define SW_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "sw/rbuf.h"
+#include "sw/sw.h"
+
+typedef struct sw_http_server sw_http_server_t;
+typedef struct sw_http_req sw_http_req_t;
+
+typedef struct sw_http_header {
+    const char *name; /* lower case on HTTP/2; compared case-insensitively */
+    const char *value;
+} sw_http_header_t;
+
+typedef struct sw_http_server_config {
+    size_t max_header_bytes;    /* request line + headers, default 16 KiB; over it: 431 */
+    size_t max_body_bytes;      /* request body, default 1 MiB; over it: 413 */
+    uint32_t header_timeout_ms; /* a request head must arrive within this, default 10 s */
+    uint32_t idle_timeout_ms;   /* keep-alive connection with nothing to do, default 60 s */
+    uint32_t max_connections;   /* default 10000; beyond it new connections are closed */
+    uint32_t max_streams;       /* HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS, default 256 */
+    const char *server_name;    /* Server header, default "shortwave" */
+} sw_http_server_config_t;
+
+/** Fills `cfg` with the defaults above. */
+void sw_http_server_config_init(sw_http_server_config_t *cfg);
+
+/** The application's request handler. Runs on the loop thread. */
+typedef void (*sw_http_handler_cb)(void *data, sw_http_req_t *req);
+
+/**
+ * Creates a server on `loop`. Copies `cfg`. Returns 0 or SW_ERR_NOMEM.
+ */
+int sw_http_server_new(sw_http_server_t **out, uv_loop_t *loop, const sw_http_server_config_t *cfg,
+                       sw_http_handler_cb cb, void *data);
+
+/**
+ * Listens on "HOST:PORT", "[V6]:PORT" or ":PORT". May be called several times. With `reuseport`
+ * set, binds with SO_REUSEPORT (one server per worker thread). Returns 0, SW_ERR_ADDR (with
+ * *err_desc naming why) or SW_ERR_NOMEM. `bound_port`, if not NULL, receives the port actually
+ * bound (useful with port 0).
+ */
+int sw_http_server_listen(sw_http_server_t *s, const char *addr, int reuseport, int *bound_port,
+                          const char **err_desc);
+
+/**
+ * Stops accepting, lets requests in flight finish (held ones are aborted), closes connections and
+ * calls `on_closed` once everything is released; then the server may be freed with
+ * sw_http_server_free(). `on_closed` may be NULL.
+ */
+void sw_http_server_close(sw_http_server_t *s, void (*on_closed)(void *data), void *data);
+void sw_http_server_free(sw_http_server_t *s);
+
+typedef struct sw_http_stats {
+    uint64_t connections; /* open now */
+    uint64_t accepted;    /* since start */
+    uint64_t requests[3]; /* since start, by protocol: [0] HTTP/1.0, [1] HTTP/1.1, [2] HTTP/2 */
+    uint64_t bytes_out;
+    uint64_t bad_requests; /* answered 4xx by the server itself or closed for a protocol error */
+} sw_http_stats_t;
+
+void sw_http_server_stats(const sw_http_server_t *s, sw_http_stats_t *out);
+
+/* A request, as the handler sees it. All strings are NUL-terminated and live as long as `req`. */
+struct sw_http_req {
+    const char *method; /* "GET", "HEAD", "POST", "DELETE", ... */
+    const char *path;   /* as sent, without the query; not percent-decoded */
+    const char *query;  /* after '?', "" when there is none */
+    const char *authority;
+    int version;         /* 10, 11 or 20 */
+    const uint8_t *body; /* whole request body; NULL when empty */
+    size_t body_len;
+    char peer[64]; /* "127.0.0.1:5555" */
+    void *user;    /* free for the handler */
+    sw_http_server_t *server;
+};
+
+/** Looks up a request header by name, case-insensitively. Returns NULL when absent. */
+const char *sw_http_req_header(const sw_http_req_t *req, const char *name);
+
+/**
+ * Calls `cb` if the client goes away before the response ends. The request is freed after `cb`
+ * returns; `cb` must not answer it. Setting it again replaces the previous one.
+ */
+void sw_http_req_on_abort(sw_http_req_t *req, void (*cb)(sw_http_req_t *req, void *data),
+                          void *data);
+
+/**
+ * Sends a whole response and ends the request. Copies `body`. Adds Content-Length, Date and
+ * Server; `hdrs` must not contain those, nor Connection or Transfer-Encoding.
+ * Returns 0 or SW_ERR_NOMEM (the request is ended either way: on failure the connection closes).
+ */
+int sw_http_respond(sw_http_req_t *req, int status, const sw_http_header_t *hdrs, size_t nhdrs,
+                    const void *body, size_t len);
+
+/** sw_http_respond() with a text/plain body "<message>\n". */
+int sw_http_respond_error(sw_http_req_t *req, int status, const char *message);
+
+/**
+ * Starts a streamed response. `content_length` < 0 means unknown: chunked on HTTP/1.1. Then call
+ * sw_http_write*() any number of times and sw_http_end() once. Returns 0, SW_ERR_NOMEM or
+ * SW_ERR_STATE (already started).
+ */
+int sw_http_start(sw_http_req_t *req, int status, const sw_http_header_t *hdrs, size_t nhdrs,
+                  int64_t content_length);
+
+/** Queues a copy of `p[0..len)`. Returns 0, SW_ERR_NOMEM or SW_ERR_STATE. */
+int sw_http_write(sw_http_req_t *req, const void *p, size_t len);
+
+/**
+ * Queues `b->data[off..off+len)` without copying; takes a new reference on `b` and drops it once
+ * sent. Returns 0, SW_ERR_NOMEM or SW_ERR_STATE.
+ */
+int sw_http_write_rbuf(sw_http_req_t *req, sw_rbuf_t *b, size_t off, size_t len);
+
+/** Ends a streamed response. The request is dead after it returns. Returns 0 or SW_ERR_STATE. */
+int sw_http_end(sw_http_req_t *req);
+
+/** Bytes queued on this request's connection and not yet written (for backpressure). */
+size_t sw_http_pending(const sw_http_req_t *req);
+
+/** The canonical reason phrase for a status ("Not Found"), or "Unknown". */
+const char *sw_http_reason(int status);
+
+#endif

@@ -1,0 +1,487 @@
+/*
+ * sw_http2.c: HTTP/2 over nghttp2's memory interface. nghttp2 parses what sw__h2_feed() gives it
+ * and produces frames that sw__h2_send() copies into the connection's output queue; the socket
+ * stays with the connection core.
+ *
+ * Handlers are never called from inside an nghttp2 callback: a stream whose request is complete
+ * goes on a ready list that is drained after nghttp2_session_mem_recv() returns. nghttp2 must not
+ * be re-entered from its own callbacks, so sw__h2_send() only marks work while one is running.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nghttp2/nghttp2.h>
+
+#include "sw/log.h"
+#include "sw_http_int.h"
+
+struct sw__h2 {
+    nghttp2_session *ng;
+    sw__req_t *streams;
+    sw__req_t *ready_head, *ready_tail;
+    int busy;  /* inside nghttp2_session_mem_recv() or _mem_send() */
+    int again; /* sw__h2_send() was asked for while busy */
+    int hold;  /* > 0: batch frames (inside a handler or sw_http_respond()) and send later */
+};
+
+const uint8_t sw__h2_preface[24] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+static sw__req_t *stream_req(nghttp2_session *ng, int32_t id)
+{
+    return nghttp2_session_get_stream_user_data(ng, id);
+}
+
+static void unlink_ready(sw__h2_t *h2, sw__req_t *r)
+{
+    if (!r->ready)
+        return;
+    sw__req_t **pp = &h2->ready_head, *prev = NULL;
+    while (*pp != NULL && *pp != r) {
+        prev = *pp;
+        pp = &(*pp)->next_ready;
+    }
+    if (*pp == r) {
+        *pp = r->next_ready;
+        if (h2->ready_tail == r)
+            h2->ready_tail = prev;
+    }
+    r->ready = 0;
+}
+
+static void stream_free(sw__h2_t *h2, sw__req_t *r)
+{
+    unlink_ready(h2, r);
+    *r->pprev = r->next;
+    if (r->next != NULL)
+        r->next->pprev = r->pprev;
+    sw__req_free(r);
+}
+
+static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, void *user_data)
+{
+    sw__conn_t *c = user_data;
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0;
+    sw__req_t *r = sw__req_new(c);
+    if (r == NULL)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    r->stream_id = frame->hd.stream_id;
+    r->pub.version = 20;
+    r->keep_alive = 1;
+    r->next = c->h2->streams;
+    if (r->next != NULL)
+        r->next->pprev = &r->next;
+    r->pprev = &c->h2->streams;
+    c->h2->streams = r;
+    nghttp2_session_set_stream_user_data(ng, r->stream_id, r);
+    return 0;
+}
+
+static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint8_t *name,
+                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
+                     void *user_data)
+{
+    sw__conn_t *c = user_data;
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0;
+    sw__req_t *r = stream_req(ng, frame->hd.stream_id);
+    if (r == NULL || r->status != 0)
+        return 0;
+    r->hbytes += namelen + valuelen + 4;
+    if (r->hbytes > c->server->cfg.max_header_bytes) {
+        r->status = 431;
+        return 0;
+    }
+    const char *n = (const char *)name, *v = (const char *)value;
+    char **dst = NULL;
+    if (namelen == 7 && memcmp(n, ":method", 7) == 0) {
+        dst = (char **)&r->pub.method;
+    } else if (namelen == 10 && memcmp(n, ":authority", 10) == 0) {
+        dst = (char **)&r->pub.authority;
+    } else if (namelen == 5 && memcmp(n, ":path", 5) == 0) {
+        const char *qm = memchr(v, '?', valuelen);
+        size_t plen = qm != NULL ? (size_t)(qm - v) : valuelen;
+        r->pub.path = sw__pool_strndup(&r->pool, v, plen);
+        if (qm != NULL)
+            r->pub.query = sw__pool_strndup(&r->pool, qm + 1, valuelen - plen - 1);
+        return r->pub.path != NULL && r->pub.query != NULL ? 0 : NGHTTP2_ERR_CALLBACK_FAILURE;
+    } else if (namelen > 0 && n[0] == ':') {
+        return 0; /* :scheme, :protocol */
+    } else {
+        if (namelen == 4 && memcmp(n, "host", 4) == 0 && r->pub.authority[0] == '\0')
+            dst = (char **)&r->pub.authority;
+        if (sw__req_add_header(r, n, namelen, v, valuelen) != 0)
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+        if (dst == NULL)
+            return 0;
+    }
+    if ((*dst = sw__pool_strndup(&r->pool, v, valuelen)) == NULL)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    return 0;
+}
+
+static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t stream_id, const uint8_t *data,
+                         size_t len, void *user_data)
+{
+    sw__conn_t *c = user_data;
+    sw__req_t *r = stream_req(ng, stream_id);
+    if (r == NULL || r->status != 0 || r->state != SW__REQ_RECV)
+        return 0;
+    size_t max = c->server->cfg.max_body_bytes;
+    if (len > max - r->body_len) {
+        r->status = 413;
+        return 0;
+    }
+    if (r->body_len + len > r->body_cap) {
+        size_t cap = r->body_cap ? r->body_cap * 2 : 16384;
+        while (cap < r->body_len + len)
+            cap *= 2;
+        if (cap > max)
+            cap = max;
+        uint8_t *b = realloc(r->body, cap);
+        if (b == NULL)
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+        r->body = b;
+        r->body_cap = cap;
+    }
+    memcpy(r->body + r->body_len, data, len);
+    r->body_len += len;
+    return 0;
+}
+
+static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *user_data)
+{
+    sw__conn_t *c = user_data;
+    if ((frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) ||
+        !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+        return 0;
+    sw__req_t *r = stream_req(ng, frame->hd.stream_id);
+    if (r == NULL || r->ready || r->state != SW__REQ_RECV)
+        return 0;
+    r->ready = 1;
+    r->next_ready = NULL;
+    if (c->h2->ready_tail != NULL)
+        c->h2->ready_tail->next_ready = r;
+    else
+        c->h2->ready_head = r;
+    c->h2->ready_tail = r;
+    return 0;
+}
+
+static int on_stream_close(nghttp2_session *ng, int32_t stream_id, uint32_t error_code,
+                           void *user_data)
+{
+    sw__conn_t *c = user_data;
+    sw__req_t *r = stream_req(ng, stream_id);
+    if (r == NULL)
+        return 0;
+    nghttp2_session_set_stream_user_data(ng, stream_id, NULL);
+    /* Closed before the response ended: RST_STREAM from the client, or a protocol error. */
+    sw__req_abort(r);
+    stream_free(c->h2, r);
+    return 0;
+}
+
+static ssize_t read_body(nghttp2_session *ng, int32_t stream_id, uint8_t *buf, size_t length,
+                         uint32_t *data_flags, nghttp2_data_source *source, void *user_data)
+{
+    sw__req_t *r = source->ptr;
+    size_t n = sw__queue_read(&r->q, buf, length);
+    if (r->q.bytes == 0 && r->state == SW__REQ_ENDED) {
+        *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+        return (ssize_t)n;
+    }
+    if (n == 0) {
+        r->deferred = 1;
+        return NGHTTP2_ERR_DEFERRED;
+    }
+    return (ssize_t)n;
+}
+
+int sw__h2_init(sw__conn_t *c)
+{
+    sw__h2_t *h2 = calloc(1, sizeof(*h2));
+    nghttp2_session_callbacks *cbs;
+    int rv = SW_ERR_NOMEM;
+
+    if (h2 == NULL)
+        goto fail;
+    if (nghttp2_session_callbacks_new(&cbs) != 0)
+        goto fail_h2;
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+    rv = nghttp2_session_server_new(&h2->ng, cbs, c);
+    nghttp2_session_callbacks_del(cbs);
+    if (rv != 0) {
+        rv = SW_ERR_NOMEM;
+        goto fail_h2;
+    }
+    nghttp2_settings_entry iv[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, c->server->cfg.max_streams},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1024 * 1024},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)c->server->cfg.max_header_bytes},
+    };
+    if (nghttp2_submit_settings(h2->ng, NGHTTP2_FLAG_NONE, iv, SW_ARRAY_SIZE(iv)) != 0 ||
+        nghttp2_session_set_local_window_size(h2->ng, NGHTTP2_FLAG_NONE, 0, 16 * 1024 * 1024) !=
+            0) {
+        rv = SW_ERR_NOMEM;
+        goto fail_session;
+    }
+    c->h2 = h2;
+    return 0;
+fail_session:
+    nghttp2_session_del(h2->ng);
+fail_h2:
+    free(h2);
+fail:
+    return rv;
+}
+
+void sw__h2_dispose(sw__conn_t *c)
+{
+    if (c->h2 == NULL)
+        return;
+    nghttp2_session_del(c->h2->ng);
+    free(c->h2);
+    c->h2 = NULL;
+}
+
+static void kick(sw__conn_t *c)
+{
+    if (c->h2 == NULL || c->h2->hold > 0)
+        return;
+    sw__h2_send(c);
+    sw__conn_update(c);
+}
+
+void sw__h2_hold(sw__conn_t *c, int on)
+{
+    if (c->h2 == NULL)
+        return;
+    c->h2->hold += on ? 1 : -1;
+    if (!on)
+        kick(c);
+}
+
+int sw__h2_has_streams(const sw__conn_t *c)
+{
+    return c->h2 != NULL && c->h2->streams != NULL;
+}
+
+void sw__h2_abort_all(sw__conn_t *c)
+{
+    sw__h2_t *h2 = c->h2;
+    if (h2 == NULL)
+        return;
+    /* The session dies with the connection, so streams are freed here, not by nghttp2. */
+    while (h2->streams != NULL) {
+        sw__req_t *r = h2->streams;
+        nghttp2_session_set_stream_user_data(h2->ng, r->stream_id, NULL);
+        sw__req_abort(r);
+        stream_free(h2, r);
+    }
+}
+
+void sw__h2_goaway(sw__conn_t *c)
+{
+    sw__h2_t *h2 = c->h2;
+    if (h2 == NULL)
+        return;
+    for (sw__req_t *r = h2->streams; r != NULL; r = r->next) {
+        if (r->state == SW__REQ_ENDED)
+            continue; /* answered: let it finish */
+        unlink_ready(h2, r);
+        sw__req_abort(r);
+        sw__queue_dispose(&r->q);
+        nghttp2_submit_rst_stream(h2->ng, NGHTTP2_FLAG_NONE, r->stream_id, NGHTTP2_CANCEL);
+    }
+    nghttp2_submit_goaway(h2->ng, NGHTTP2_FLAG_NONE,
+                          nghttp2_session_get_last_proc_stream_id(h2->ng), NGHTTP2_NO_ERROR, NULL,
+                          0);
+    sw__h2_send(c);
+}
+
+void sw__h2_send(sw__conn_t *c)
+{
+    sw__h2_t *h2 = c->h2;
+    if (h2 == NULL || c->closing)
+        return;
+    if (h2->busy) {
+        h2->again = 1;
+        return;
+    }
+    h2->busy = 1;
+    do {
+        h2->again = 0;
+        while (c->out.bytes < SW__OUT_SOFT_LIMIT) {
+            const uint8_t *p;
+            ssize_t n = nghttp2_session_mem_send(h2->ng, &p);
+            if (n < 0) {
+                sw_log(SW_LOG_DEBUG, "http", "%s: nghttp2: %s", c->peer, nghttp2_strerror((int)n));
+                h2->busy = 0;
+                sw__conn_close_soon(c);
+                return;
+            }
+            if (n == 0)
+                break;
+            if (sw__conn_queue(c, NULL, p, (size_t)n) != 0) {
+                h2->busy = 0;
+                sw__conn_close_soon(c);
+                return;
+            }
+        }
+    } while (h2->again && c->out.bytes < SW__OUT_SOFT_LIMIT);
+    h2->busy = 0;
+    if (!nghttp2_session_want_read(h2->ng) && !nghttp2_session_want_write(h2->ng))
+        c->close_after_flush = 1;
+    sw__conn_flush(c);
+}
+
+static void dispatch(sw__conn_t *c)
+{
+    sw_http_server_t *s = c->server;
+    sw__h2_t *h2 = c->h2;
+    while (!c->closing && c->h2 != NULL && h2->ready_head != NULL) {
+        sw__req_t *r = h2->ready_head;
+        h2->ready_head = r->next_ready;
+        if (h2->ready_head == NULL)
+            h2->ready_tail = NULL;
+        r->ready = 0;
+        r->state = SW__REQ_HANDLER;
+        if (r->body_len > 0)
+            r->pub.body = r->body;
+        r->pub.body_len = r->body_len;
+        if (r->pub.method == NULL)
+            r->pub.method = "";
+        if (r->pub.path == NULL)
+            r->pub.path = "/";
+        r->is_head = strcmp(r->pub.method, "HEAD") == 0;
+        s->stats.requests[2]++;
+        if (r->status != 0) {
+            int st = r->status;
+            r->status = 0;
+            s->stats.bad_requests++;
+            h2->hold++;
+            sw_http_respond_error(&r->pub, st, sw_http_reason(st));
+            h2->hold--;
+            continue;
+        }
+        h2->hold++;
+        s->cb(s->data, &r->pub);
+        if (c->h2 != NULL)
+            h2->hold--;
+    }
+}
+
+void sw__h2_feed(sw__conn_t *c, const uint8_t *buf, size_t len)
+{
+    sw__h2_t *h2 = c->h2;
+    h2->busy = 1;
+    ssize_t rv = nghttp2_session_mem_recv(h2->ng, buf, len);
+    h2->busy = 0;
+    if (rv < 0) {
+        /* nghttp2 queued a GOAWAY where it could; send it, then close. */
+        c->server->stats.bad_requests++;
+        sw_log(SW_LOG_DEBUG, "http", "%s: HTTP/2: %s", c->peer, nghttp2_strerror((int)rv));
+        nghttp2_session_terminate_session(h2->ng, NGHTTP2_PROTOCOL_ERROR);
+        c->close_after_flush = 1;
+    } else {
+        dispatch(c);
+    }
+    sw__h2_send(c);
+    sw__conn_update(c);
+}
+
+int sw__h2_start(sw__req_t *r, int status, const sw_http_header_t *hdrs, size_t nhdrs,
+                 int64_t content_length)
+{
+    sw__conn_t *c = r->conn;
+    sw_http_server_t *s = c->server;
+    nghttp2_nv nva[64];
+    char st[8], cl[24];
+    size_t n = 0;
+    int rv = 0;
+
+#define NV(nm, nl, v, vl)                                                                          \
+    nva[n].name = (uint8_t *)(nm), nva[n].namelen = (nl), nva[n].value = (uint8_t *)(v),           \
+    nva[n].valuelen = (vl), nva[n].flags = NGHTTP2_NV_FLAG_NONE, n++
+    r->status = status;
+    r->content_length = content_length;
+    snprintf(st, sizeof(st), "%d", status);
+    NV(":status", 7, st, strlen(st));
+    const char *date = sw__server_date(s);
+    NV("date", 4, date, strlen(date));
+    NV("server", 6, s->server_name, strlen(s->server_name));
+    if (content_length >= 0) {
+        snprintf(cl, sizeof(cl), "%lld", (long long)content_length);
+        NV("content-length", 14, cl, strlen(cl));
+    }
+    char *lower = NULL;
+    size_t total = 0;
+    for (size_t i = 0; i < nhdrs; i++)
+        total += strlen(hdrs[i].name);
+    if (nhdrs > SW_ARRAY_SIZE(nva) - n || (lower = malloc(total + 1)) == NULL)
+        return SW_ERR_NOMEM;
+    /* HTTP/2 field names are lower case (RFC 9113 8.2.1). */
+    char *lp = lower;
+    for (size_t i = 0; i < nhdrs; i++) {
+        size_t nl = strlen(hdrs[i].name);
+        for (size_t k = 0; k < nl; k++)
+            lp[k] = (char)tolower((unsigned char)hdrs[i].name[k]);
+        NV(lp, nl, hdrs[i].value, strlen(hdrs[i].value));
+        lp += nl;
+    }
+#undef NV
+    nghttp2_data_provider prd;
+    prd.source.ptr = r;
+    prd.read_callback = read_body;
+    for (size_t i = 0; i < n; i++)
+        r->bytes_out += nva[i].namelen + nva[i].valuelen;
+    /* Always with a data provider, so the stream stays open until sw_http_end(): a response
+     * without a body ends with an empty DATA frame. */
+    if (nghttp2_submit_response(c->h2->ng, r->stream_id, nva, n, &prd) != 0)
+        rv = SW_ERR_NOMEM;
+    free(lower);
+    if (status == 204 || status == 304)
+        r->is_head = 1; /* drop writes */
+    kick(c);
+    return rv;
+}
+
+int sw__h2_write(sw__req_t *r, sw_rbuf_t *rb, const void *p, size_t len)
+{
+    if (r->is_head || len == 0)
+        return 0;
+    int rv = rb != NULL ? sw__queue_rbuf(&r->q, rb, (const uint8_t *)p - rb->data, len)
+                        : sw__queue_copy(&r->q, p, len);
+    if (rv != 0)
+        return rv;
+    r->bytes_out += len;
+    r->body_sent += len;
+    sw__conn_t *c = r->conn;
+    if (r->deferred) {
+        r->deferred = 0;
+        nghttp2_session_resume_data(c->h2->ng, r->stream_id);
+    }
+    kick(c);
+    return 0;
+}
+
+int sw__h2_end(sw__req_t *r)
+{
+    sw__conn_t *c = r->conn;
+    r->state = SW__REQ_ENDED;
+    sw__req_log(r, 0);
+    if (r->deferred) {
+        r->deferred = 0;
+        nghttp2_session_resume_data(c->h2->ng, r->stream_id);
+    }
+    /* The stream, and `r` with it, may be freed in here once its last frame is out. */
+    kick(c);
+    return 0;
+}

@@ -1,0 +1,276 @@
+/*
+ * sw_http_int.h: internals of the HTTP server core. Never included from outside sw/ (tests and
+ * fuzz targets excepted).
+ *
+ * Layers, bottom up:
+ *   socket (uv_tcp_t)  ->  transport (plain now, TLS later)  ->  protocol (HTTP/1.1 or HTTP/2)
+ * The transport turns socket bytes into plaintext for sw__conn_feed() and turns the connection's
+ * output queue into socket writes. The protocols never touch the socket.
+ */
+#ifndef SW_HTTP_INT_H
+#define SW_HTTP_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "sw/http.h"
+#include "sw/str.h"
+
+/* ---- HTTP/1.1 request head parser (sw_http1.c): pure, no I/O ---- */
+
+#define SW__HTTP1_MAX_HEADERS 100
+
+enum {
+    SW__HTTP1_ERROR = -1,     /* head->status and *err_desc say why */
+    SW__HTTP1_INCOMPLETE = 0, /* need more bytes; call again with the longer buffer */
+    SW__HTTP1_COMPLETE = 1,   /* head->head_len bytes form the head */
+};
+
+typedef struct sw__span {
+    uint32_t off, len; /* into the parsed buffer */
+} sw__span_t;
+
+typedef struct sw__http1_head {
+    /* in */
+    size_t max_bytes; /* over it: 431 */
+    /* kept between calls */
+    size_t _scanned; /* bytes already searched for the blank line */
+    /* out, valid on SW__HTTP1_COMPLETE */
+    size_t head_len; /* bytes up to and including the blank line (and any leading empty lines) */
+    sw__span_t method, target, path, query, authority; /* authority: from an absolute-form target */
+    int version;                                       /* 10 or 11 */
+    size_t nheaders;
+    struct {
+        sw__span_t name, value;
+    } headers[SW__HTTP1_MAX_HEADERS];
+    int64_t content_length; /* -1 when absent */
+    int host_index;         /* index of the Host header, -1 when absent */
+    unsigned keep_alive : 1;
+    unsigned expect_continue : 1;
+    /* out on SW__HTTP1_ERROR: the status to answer with (400, 411, 431, 501, 505) */
+    int status;
+} sw__http1_head_t;
+
+/** Resets `h` for a new request head with the given size limit. */
+void sw__http1_head_init(sw__http1_head_t *h, size_t max_bytes);
+
+/**
+ * Parses a request head from buf[0..len). Resumable: call again with the same `h` and a longer
+ * buffer that starts with the same bytes. Returns SW__HTTP1_COMPLETE, SW__HTTP1_INCOMPLETE or
+ * SW__HTTP1_ERROR (then h->status is the status to answer and *err_desc a static reason).
+ * Chunked request bodies are refused with 411 (a deliberate choice: no client we serve sends them),
+ * other transfer codings with 501.
+ */
+int sw__http1_parse_head(const uint8_t *buf, size_t len, sw__http1_head_t *h,
+                         const char **err_desc);
+
+/**
+ * Appends a response head to `out`. `content_length` < 0 with `chunked` set adds
+ * Transfer-Encoding: chunked; < 0 without it sends neither (close-delimited). Returns 0 or
+ * SW_ERR_NOMEM.
+ */
+int sw__http1_format_head(sw_str_t *out, int version, int status, const sw_http_header_t *hdrs,
+                          size_t nhdrs, int64_t content_length, int chunked, int keep_alive,
+                          const char *date, const char *server_name);
+
+/* ---- output queue of byte chunks: copies for small writes, rbuf references for big ones ---- */
+
+typedef struct sw__chunk {
+    struct sw__chunk *next;
+    sw_rbuf_t *rb;    /* referenced bytes, or NULL for bytes copied into data[] */
+    const uint8_t *p; /* next unsent byte */
+    size_t len;       /* unsent bytes */
+    size_t cap;       /* capacity of data[] */
+    int sealed;       /* handed to a write: nothing may be appended */
+    uint8_t data[];
+} sw__chunk_t;
+
+typedef struct sw__queue {
+    sw__chunk_t *head, *tail;
+    size_t bytes;
+} sw__queue_t;
+
+void sw__queue_init(sw__queue_t *q);
+void sw__queue_dispose(sw__queue_t *q);
+int sw__queue_copy(sw__queue_t *q, const void *p, size_t len);
+int sw__queue_rbuf(sw__queue_t *q, sw_rbuf_t *b, size_t off, size_t len);
+/** Copies up to `len` bytes out of the queue's front and drops them. Returns the count. */
+size_t sw__queue_read(sw__queue_t *q, uint8_t *out, size_t len);
+/** Drops `len` bytes from the front. */
+void sw__queue_consume(sw__queue_t *q, size_t len);
+
+/* ---- request arena ---- */
+
+typedef struct sw__pool_block {
+    struct sw__pool_block *next;
+    size_t used, cap;
+    _Alignas(16) uint8_t data[];
+} sw__pool_block_t;
+
+typedef struct sw__pool {
+    sw__pool_block_t *head;
+} sw__pool_t;
+
+void *sw__pool_alloc(sw__pool_t *p, size_t size);
+char *sw__pool_strndup(sw__pool_t *p, const void *s, size_t len);
+void sw__pool_dispose(sw__pool_t *p);
+
+/* ---- connection core (sw_http.c) ---- */
+
+typedef struct sw__conn sw__conn_t;
+typedef struct sw__req sw__req_t;
+
+typedef struct sw__transport {
+    const char *name;
+    /* Socket bytes arrived; pass the plaintext to sw__conn_feed(). */
+    void (*on_read)(sw__conn_t *c, const uint8_t *buf, size_t len);
+    /* Write what is queued in c->out unless a write is already in flight. */
+    void (*flush)(sw__conn_t *c);
+} sw__transport_t;
+
+enum { SW__PROTO_NONE = 0, SW__PROTO_H1, SW__PROTO_H2 };
+
+enum {
+    SW__REQ_RECV = 0, /* head or body still arriving */
+    SW__REQ_HANDLER,  /* given to the handler, not answered */
+    SW__REQ_STARTED,  /* response head queued */
+    SW__REQ_ENDED,    /* response ended; dead for the application */
+};
+
+struct sw__req {
+    sw_http_req_t pub; /* first: the handler's pointer is ours */
+    sw__conn_t *conn;
+    sw__pool_t pool;
+    sw_http_header_t *hdrs;
+    size_t nhdrs, hcap, hbytes;
+    void (*abort_cb)(sw_http_req_t *req, void *data);
+    void *abort_data;
+    int state;
+    int status;
+    int64_t content_length; /* of the response; -1 unknown */
+    uint64_t body_sent;     /* response body bytes queued */
+    uint64_t bytes_out;     /* response bytes queued, head included */
+    uint64_t start_ms;
+    unsigned is_head : 1;
+    unsigned chunked : 1;
+    unsigned keep_alive : 1;
+    unsigned too_big : 1;  /* HTTP/2: headers or body over the limit */
+    unsigned deferred : 1; /* HTTP/2: the data provider returned NGHTTP2_ERR_DEFERRED */
+    unsigned ready : 1;    /* HTTP/2: on the ready list */
+    /* request body */
+    uint8_t *body;
+    size_t body_len, body_cap, body_want;
+    /* HTTP/2 */
+    int32_t stream_id;
+    sw__queue_t q;            /* response body not yet taken by nghttp2 */
+    sw__req_t *next, **pprev; /* the connection's open streams */
+    sw__req_t *next_ready;
+};
+
+typedef struct sw__h2 sw__h2_t;
+
+struct sw__conn {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    uv_write_t wreq;
+    sw_http_server_t *server;
+    sw__conn_t *next, **pprev;
+    const sw__transport_t *tp;
+    void *tp_data;
+    int proto;
+    int handles; /* open uv handles; the last close frees the connection */
+    unsigned closing : 1;
+    unsigned close_after_flush : 1;
+    unsigned reading : 1;
+    unsigned writing : 1;
+    unsigned processing : 1;
+    unsigned read_eof : 1;
+    unsigned shutting_down : 1; /* server close: finish, then close */
+    unsigned fake : 1;          /* no socket (tests, fuzzing) */
+    unsigned close_now : 1;     /* sw__conn_close_soon() was called */
+    char peer[64];
+    /* input: plaintext not yet consumed */
+    uint8_t *in;
+    size_t in_len, in_cap;
+    /* output */
+    sw__queue_t out;
+    size_t wr_bytes;      /* bytes of the write in flight */
+    uint64_t head_start;  /* uv_now() when the current request head began */
+    uint64_t last_active; /* uv_now() of the last read or write progress */
+    /* HTTP/1.1 */
+    sw__http1_head_t head;
+    sw__req_t *req; /* the request being answered */
+    /* HTTP/2 */
+    sw__h2_t *h2;
+};
+
+#define SW__OUT_SOFT_LIMIT (1024 * 1024)
+
+struct sw_http_server {
+    uv_loop_t *loop;
+    sw_http_server_config_t cfg;
+    char server_name[64];
+    sw_http_handler_cb cb;
+    void *data;
+    struct sw__listener *listeners;
+    sw__conn_t *conns;
+    sw_http_stats_t stats;
+    int handles; /* listeners + connections + close timer still open */
+    int closing;
+    uv_timer_t close_timer;
+    int close_timer_state; /* 0 none, 1 draining, 2 forcing */
+    void (*on_closed)(void *data);
+    void *on_closed_data;
+    char date[40];
+    int64_t date_sec;
+};
+
+extern const sw__transport_t sw__transport_plain;
+
+/** Creates a connection on `s` with transport `tp`. Returns NULL when out of memory. */
+sw__conn_t *sw__conn_new(sw_http_server_t *s, const sw__transport_t *tp);
+/** Plaintext arrived (from the transport): buffers it and runs the protocol. */
+void sw__conn_feed(sw__conn_t *c, const uint8_t *buf, size_t len);
+/** Queues output bytes; `rb` NULL means copy. Returns 0 or SW_ERR_NOMEM. */
+int sw__conn_queue(sw__conn_t *c, sw_rbuf_t *rb, const void *p, size_t len);
+/** The transport's write finished: `n` bytes of c->out went out (n == 0 with err < 0 on error). */
+void sw__conn_written(sw__conn_t *c, size_t n, int err);
+void sw__conn_flush(sw__conn_t *c);
+/** Closes now (aborting requests that have not ended). Safe to call twice. */
+void sw__conn_close(sw__conn_t *c);
+/** Closes from the next loop iteration: for calls made inside callbacks. */
+void sw__conn_close_soon(sw__conn_t *c);
+void sw__conn_update(sw__conn_t *c);
+
+/** Common request helpers. */
+sw__req_t *sw__req_new(sw__conn_t *c);
+void sw__req_free(sw__req_t *r);
+int sw__req_add_header(sw__req_t *r, const char *name, size_t nlen, const char *value, size_t vlen);
+void sw__req_abort(sw__req_t *r);
+void sw__req_log(sw__req_t *r, int aborted);
+const char *sw__server_date(sw_http_server_t *s);
+
+/* ---- HTTP/2 (sw_http2.c) ---- */
+
+extern const uint8_t sw__h2_preface[24];
+int sw__h2_init(sw__conn_t *c);
+void sw__h2_dispose(sw__conn_t *c);
+/** Feeds plaintext to nghttp2 and dispatches complete requests. */
+void sw__h2_feed(sw__conn_t *c, const uint8_t *buf, size_t len);
+/** Moves frames from nghttp2 to the output queue while it is under the soft limit. */
+void sw__h2_send(sw__conn_t *c);
+/** Aborts every stream whose response has not ended and frees all streams. */
+void sw__h2_abort_all(sw__conn_t *c);
+/** Server close: aborts and resets unanswered streams, sends GOAWAY; answered streams finish. */
+void sw__h2_goaway(sw__conn_t *c);
+int sw__h2_has_streams(const sw__conn_t *c);
+/** Batches frames while on: sw_http_respond() sends HEADERS and DATA with END_STREAM together. */
+void sw__h2_hold(sw__conn_t *c, int on);
+
+int sw__h2_start(sw__req_t *r, int status, const sw_http_header_t *hdrs, size_t nhdrs,
+                 int64_t content_length);
+int sw__h2_write(sw__req_t *r, sw_rbuf_t *rb, const void *p, size_t len);
+int sw__h2_end(sw__req_t *r);
+
+#endif
