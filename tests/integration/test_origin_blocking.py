@@ -33,7 +33,11 @@ def main():
             break
         ready = int(hdr.get("x-sw-part-ready-us", "0")) / 1e6
         got = parse_media_playlist(body.decode())
-        has = any(p["uri"] == f"v/{msn}.{part}.m4s" for p in got["parts"])
+        # Asking for one past the last part of a segment that then completes means asking for
+        # the first part of the next segment.
+        seg = next((s for s in got["segments"] if s["msn"] == msn), None)
+        want = f"v/{msn + 1}.0.m4s" if seg is not None and len(seg["parts"]) == part else f"v/{msn}.{part}.m4s"
+        has = any(p["uri"] == want for p in got["parts"])
         if not has:
             check(False, f"blocked playlist contains part {msn}.{part}")
             break
