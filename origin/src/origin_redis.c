@@ -33,6 +33,7 @@ struct origin_redis {
     int64_t last_refresh_ms;
     uint64_t reconnects;
     int timer_closed;
+    int warned; /* the current outage was logged */
     uv_timer_t retry;
 };
 
@@ -95,11 +96,12 @@ static void announce(origin_redis_t *r, origin_stream_t *st)
 
     if (!r->connected)
         return;
-    origin_url(r, url, sizeof(url));
+    const char *base = origin_url(r, url, sizeof(url));
     snprintf(key, sizeof(key), "sw:stream:%s", st->name);
     snprintf(started, sizeof(started), "%" PRId64, st->publish_ms);
-    redisAsyncCommand(r->ac, NULL, NULL, "HSET %s origin %s started %s video %s audio %s", key, url,
-                      started, v && v->codec ? v->codecs : "", a && a->codec ? a->codecs : "");
+    redisAsyncCommand(r->ac, NULL, NULL, "HSET %s origin %s started %s video %s audio %s", key,
+                      base, started, v && v->codec ? v->codecs : "",
+                      a && a->codec ? a->codecs : "");
     redisAsyncCommand(r->ac, NULL, NULL, "PEXPIRE %s %lld", key, (long long)r->ttl_ms);
     redisAsyncCommand(r->ac, NULL, NULL, "SADD sw:streams %s", st->name);
 }
@@ -146,10 +148,27 @@ uint64_t origin__redis_reconnects(const origin_redis_t *r)
     return r->reconnects;
 }
 
+/*
+ * The retry timer doubles as the connect deadline: hiredis 0.14's libuv adapter drops poll errors
+ * (a refused connection reports UV_EBADF and is ignored), so an attempt that has not connected
+ * when the timer fires is stuck and is freed here.
+ */
 static void on_retry(uv_timer_t *t)
 {
     origin_redis_t *r = sw_container_of(t, origin_redis_t, retry);
-    if (!r->closing && r->ac == NULL)
+    if (r->closing)
+        return;
+    if (r->ac != NULL && !r->connected) {
+        redisAsyncContext *ac = r->ac;
+        r->ac = NULL;
+        redisAsyncFree(ac);
+        r->reconnects++;
+        if (!r->warned)
+            sw_log(SW_LOG_WARN, "redis", "cannot connect to %s:%d; retrying every second", r->host,
+                   r->port);
+        r->warned = 1;
+    }
+    if (r->ac == NULL)
         do_connect(r);
 }
 
@@ -164,15 +183,18 @@ static void on_connect(const redisAsyncContext *ac, int status)
     origin_redis_t *r = ac->data;
     if (status != REDIS_OK) {
         /* hiredis frees the context after this callback. */
-        if (r->reconnects == 0 || sw_log_enabled(SW_LOG_DEBUG))
+        if (!r->warned)
             sw_log(SW_LOG_WARN, "redis", "cannot connect to %s:%d: %s; retrying every second",
                    r->host, r->port, ac->errstr);
+        r->warned = 1;
         r->ac = NULL;
         r->reconnects++;
         schedule_retry(r);
         return;
     }
+    uv_timer_stop(&r->retry);
     r->connected = 1;
+    r->warned = 0;
     sw_log(SW_LOG_INFO, "redis", "connected to %s:%d", r->host, r->port);
     if (r->password[0] != '\0')
         redisAsyncCommand(r->ac, NULL, NULL, "AUTH %s", r->password);
@@ -211,6 +233,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     }
     sw_log(SW_LOG_WARN, "redis", "lost %s:%d: %s; media is unaffected, reconnecting", r->host,
            r->port, status == REDIS_OK ? "closed" : ac->errstr);
+    r->warned = 1;
     r->reconnects++;
     schedule_retry(r);
 }
@@ -232,6 +255,7 @@ static void do_connect(origin_redis_t *r)
     redisLibuvAttach(ac, r->o->loop);
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    uv_timer_start(&r->retry, on_retry, 2000, 0);
 }
 
 int origin__redis_new(origin_redis_t **out, struct origin *o, const char *url, int64_t ttl_ms,

@@ -51,6 +51,20 @@ def finish():
     sys.exit(0)
 
 
+def run(main):
+    """Runs a test's main(); an exception is one more failure, and daemons are always stopped."""
+    try:
+        main()
+    except Exception as e:  # report it as a failed check, with the daemons' output
+        import traceback
+        traceback.print_exc()
+        check(False, f"test raised {type(e).__name__}: {e}")
+        for pr in _procs:
+            if pr.name.startswith("origin") or pr.name.startswith("edge"):
+                print(f"--- {pr.name} output (last 3000 bytes) ---\n{pr.output()[-3000:]}")
+    finish()
+
+
 def free_port(kind=socket.SOCK_STREAM):
     s = socket.socket(socket.AF_INET, kind)
     s.bind(("127.0.0.1", 0))
@@ -240,7 +254,7 @@ def _redis_ping(port):
 def redis_cli(port, *args):
     r = subprocess.run(["redis-cli", "-p", str(port), "--raw", *args], capture_output=True,
                        timeout=10)
-    return r.stdout.decode().strip()
+    return r.stdout.decode("utf-8", "replace").strip()
 
 
 def parse_media_playlist(text):

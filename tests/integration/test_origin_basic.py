@@ -5,7 +5,7 @@ import os
 import subprocess
 import time
 
-from swtest import (Origin, check, ffmpeg_publish, finish, log, parse_media_playlist, tmpdir,
+from swtest import (run, Origin, check, ffmpeg_publish, log, parse_media_playlist, tmpdir,
                     wait_for)
 
 
@@ -108,8 +108,7 @@ def main():
     check(not o.died_badly() and o.alive(), "origin still running")
     rc = o.stop()
     check(rc == 0, f"origin exits 0 on SIGTERM (rc={rc})")
-    finish()
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

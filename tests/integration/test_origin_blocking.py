@@ -6,7 +6,7 @@ playlist."""
 import statistics
 import time
 
-from swtest import Origin, check, ffmpeg_publish, finish, log, parse_media_playlist, wait_for
+from swtest import run, Origin, check, ffmpeg_publish, log, parse_media_playlist, wait_for
 
 
 def main():
@@ -105,8 +105,7 @@ def main():
     pub.stop()
     check(o.alive() and not o.died_badly(), "origin still running")
     check(o.stop() == 0, "origin exits 0 on SIGTERM")
-    finish()
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -6,7 +6,7 @@ import json
 import subprocess
 import time
 
-from swtest import Origin, Proc, check, ffmpeg_publish, finish, log, wait_for
+from swtest import run, Origin, Proc, check, ffmpeg_publish, log, wait_for
 
 PASS = "correct-horse-battery"
 
@@ -94,8 +94,7 @@ def main():
     enc.kill()
     check(o.alive() and not o.died_badly(), "origin still running")
     check(o.stop() == 0, "origin exits 0 on SIGTERM")
-    finish()
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -5,7 +5,7 @@ import re
 import subprocess
 import time
 
-from swtest import (Origin, Proc, check, ffmpeg_publish, finish, log, parse_media_playlist,
+from swtest import (run, Origin, Proc, check, ffmpeg_publish, log, parse_media_playlist,
                     wait_for)
 
 
@@ -56,8 +56,7 @@ def main():
     pub2.stop()
     check(o.alive() and not o.died_badly(), "origin still running")
     check(o.stop() == 0, "origin exits 0 on SIGTERM")
-    finish()
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -31,8 +31,12 @@ static void test_init_video(void **state)
     hls__buf_init(&cfg);
     hls__buf_init(&b);
     hls__avcc_build(&cfg, &ps, &si);
-    hls_init_desc_t d = {.codec = HLS_CODEC_H264, .track_id = 1, .timescale = 90000,
-                         .width = si.width, .height = si.height, .config = cfg.p,
+    hls_init_desc_t d = {.codec = HLS_CODEC_H264,
+                         .track_id = 1,
+                         .timescale = 90000,
+                         .width = si.width,
+                         .height = si.height,
+                         .config = cfg.p,
                          .config_len = cfg.len};
     hls__cmaf_init(&b, &d);
     assert_false(b.failed);
@@ -72,8 +76,13 @@ static void test_init_audio(void **state)
     assert_int_equal(a.channels, 2);
 
     hls__buf_init(&b);
-    hls_init_desc_t d = {.codec = HLS_CODEC_AAC, .track_id = 1, .timescale = 48000,
-                         .sample_rate = 48000, .channels = 2, .config = asc, .config_len = 2};
+    hls_init_desc_t d = {.codec = HLS_CODEC_AAC,
+                         .track_id = 1,
+                         .timescale = 48000,
+                         .sample_rate = 48000,
+                         .channels = 2,
+                         .config = asc,
+                         .config_len = 2};
     hls__cmaf_init(&b, &d);
     assert_int_equal(hls__mp4_read_init(b.p, b.len, &in, &err), 0);
     assert_string_equal(in.handler, "soun");
@@ -84,16 +93,20 @@ static void test_init_audio(void **state)
     assert_int_equal(in.timescale, 48000);
 
     /* Opus: the OpusHead (little-endian) becomes a dOps (big-endian). */
-    static const uint8_t head[19] = {'O', 'p', 'u', 's', 'H', 'e', 'a', 'd', 1, 2,
-                                     0x38, 0x01, 0x80, 0xbb, 0, 0, 0, 0, 0};
+    static const uint8_t head[19] = {'O',  'p',  'u',  's',  'H', 'e', 'a', 'd', 1, 2,
+                                     0x38, 0x01, 0x80, 0xbb, 0,   0,   0,   0,   0};
     hls_opus_head_t oh;
     assert_int_equal(hls__opus_head_parse(head, sizeof(head), &oh, &err), 0);
     assert_int_equal(oh.channels, 2);
     assert_int_equal(oh.pre_skip, 312);
     assert_int_equal(oh.input_rate, 48000);
     hls__buf_reset(&b);
-    hls_init_desc_t o = {.codec = HLS_CODEC_OPUS, .track_id = 1, .timescale = 48000,
-                         .sample_rate = 48000, .channels = 2, .opus = &oh};
+    hls_init_desc_t o = {.codec = HLS_CODEC_OPUS,
+                         .track_id = 1,
+                         .timescale = 48000,
+                         .sample_rate = 48000,
+                         .channels = 2,
+                         .opus = &oh};
     hls__cmaf_init(&b, &o);
     assert_int_equal(hls__mp4_read_init(b.p, b.len, &in, &err), 0);
     assert_string_equal(in.entry, "Opus");
@@ -152,8 +165,8 @@ static void test_walk_rejects(void **state)
     static const uint8_t too_small[] = {0, 0, 0, 4, 'f', 'r', 'e', 'e'};
     assert_int_equal(hls__mp4_walk(too_small, sizeof(too_small), NULL, NULL, &err),
                      HLS_ERR_BITSTREAM);
-    static const uint8_t large[] = {0, 0, 0, 1, 'f', 'r', 'e', 'e', 0xff, 0xff, 0xff,
-                                    0xff, 0xff, 0xff, 0xff, 0xff};
+    static const uint8_t large[] = {0,    0,    0,    1,    'f',  'r',  'e',  'e',
+                                    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
     assert_int_equal(hls__mp4_walk(large, sizeof(large), NULL, NULL, &err), HLS_ERR_BITSTREAM);
     /* 20 nested moov boxes. */
     uint8_t deep[160];
@@ -223,9 +236,9 @@ static void test_opus_toc(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_init_video),   cmocka_unit_test(test_init_audio),
-        cmocka_unit_test(test_fragment),     cmocka_unit_test(test_walk_rejects),
-        cmocka_unit_test(test_adts),         cmocka_unit_test(test_opus_toc),
+        cmocka_unit_test(test_init_video), cmocka_unit_test(test_init_audio),
+        cmocka_unit_test(test_fragment),   cmocka_unit_test(test_walk_rejects),
+        cmocka_unit_test(test_adts),       cmocka_unit_test(test_opus_toc),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,11 +27,10 @@ static const uint8_t h264_sps_1080[] = {0x67, 0x64, 0x00, 0x28, 0xac, 0xd9, 0x40
 static const uint8_t hevc_vps[] = {0x40, 0x01, 0x0c, 0x01, 0xff, 0xff, 0x01, 0x60,
                                    0x00, 0x00, 0x03, 0x00, 0x90, 0x00, 0x00, 0x03,
                                    0x00, 0x00, 0x03, 0x00, 0x5d, 0x95, 0x98, 0x09};
-static const uint8_t hevc_sps[] = {0x42, 0x01, 0x01, 0x01, 0x60, 0x00, 0x00, 0x03, 0x00,
-                                   0x90, 0x00, 0x00, 0x03, 0x00, 0x00, 0x03, 0x00, 0x5d,
-                                   0xa0, 0x02, 0x80, 0x80, 0x2d, 0x16, 0x59, 0x59, 0xa4,
-                                   0x93, 0x2b, 0xc0, 0x5a, 0x02, 0x00, 0x00, 0x03, 0x00,
-                                   0x02, 0x00, 0x00, 0x03, 0x00, 0x3c, 0x10};
+static const uint8_t hevc_sps[] = {0x42, 0x01, 0x01, 0x01, 0x60, 0x00, 0x00, 0x03, 0x00, 0x90, 0x00,
+                                   0x00, 0x03, 0x00, 0x00, 0x03, 0x00, 0x5d, 0xa0, 0x02, 0x80, 0x80,
+                                   0x2d, 0x16, 0x59, 0x59, 0xa4, 0x93, 0x2b, 0xc0, 0x5a, 0x02, 0x00,
+                                   0x00, 0x03, 0x00, 0x02, 0x00, 0x00, 0x03, 0x00, 0x3c, 0x10};
 static const uint8_t hevc_pps[] = {0x44, 0x01, 0xc1, 0x72, 0xb4, 0x62, 0x40};
 
 /* The avcC ffmpeg wrote for x720.h264. */
@@ -209,8 +208,8 @@ static void test_annexb_to_sample(void **state)
     assert_memory_equal(ai.sps, h264_sps_720, sizeof(h264_sps_720));
     assert_int_equal(ai.pps_len, sizeof(h264_pps));
     /* SEI and the IDR slice stay, each with a 4-byte length; AUD, SPS, PPS and filler go. */
-    static const uint8_t want[] = {0, 0, 0, 4, 0x06, 0x05, 0x01, 0x80,
-                                   0, 0, 0, 5, 0x65, 0x88, 0x84, 0x00, 0x21};
+    static const uint8_t want[] = {0, 0, 0, 4,    0x06, 0x05, 0x01, 0x80, 0,
+                                   0, 0, 5, 0x65, 0x88, 0x84, 0x00, 0x21};
     assert_int_equal(out.len, sizeof(want));
     assert_memory_equal(out.p, want, sizeof(want));
     hls__buf_dispose(&in);
@@ -253,8 +252,7 @@ static void test_malformed_rejected(void **state)
     assert_int_equal(hls__h264_sps_parse(h264_sps_720, 8, &si, &err), HLS_ERR_BITSTREAM);
     assert_int_equal(hls__hevc_sps_parse(hevc_sps, 20, &si, &err), HLS_ERR_BITSTREAM);
     /* The wrong NAL type. */
-    assert_int_equal(hls__h264_sps_parse(h264_pps, sizeof(h264_pps), &si, &err),
-                     HLS_ERR_BITSTREAM);
+    assert_int_equal(hls__h264_sps_parse(h264_pps, sizeof(h264_pps), &si, &err), HLS_ERR_BITSTREAM);
 
     /* Truncated avcC / hvcC. */
     static const uint8_t avcc[] = {1, 0x64, 0, 0x1f, 0xff, 0xe1, 0x00, 0x40, 0x67, 0x64};
@@ -350,10 +348,14 @@ static void test_sps_limits(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_h264_sps_720),     cmocka_unit_test(test_h264_sps_cropped),
-        cmocka_unit_test(test_hevc_sps),         cmocka_unit_test(test_avcc_matches_ffmpeg),
-        cmocka_unit_test(test_hvcc_matches_ffmpeg), cmocka_unit_test(test_unescape),
-        cmocka_unit_test(test_annexb_to_sample), cmocka_unit_test(test_malformed_rejected),
+        cmocka_unit_test(test_h264_sps_720),
+        cmocka_unit_test(test_h264_sps_cropped),
+        cmocka_unit_test(test_hevc_sps),
+        cmocka_unit_test(test_avcc_matches_ffmpeg),
+        cmocka_unit_test(test_hvcc_matches_ffmpeg),
+        cmocka_unit_test(test_unescape),
+        cmocka_unit_test(test_annexb_to_sample),
+        cmocka_unit_test(test_malformed_rejected),
         cmocka_unit_test(test_sps_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

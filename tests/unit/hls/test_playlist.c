@@ -379,14 +379,15 @@ static void test_dvr_lists_everything(void **state)
     assert_int_equal(count(p, "#EXT-X-PART:"), 3 * 6 + 1);
 }
 
-static void test_target_duration_rounds_up(void **state)
+static void test_target_duration_rounds(void **state)
 {
     env_t *e = *state;
     fx_add(e->v, 6, 30030, 1, 0); /* 2.002 s: 60 frames at 29.97 fps */
     fx_add(e->v, 6, 30030, 1, 0);
     const char *p = media(e, HLS_VIDEO);
-    assert_non_null(strstr(p, "#EXT-X-TARGETDURATION:3\n"));
-    assert_non_null(strstr(p, "CAN-SKIP-UNTIL=18.0\n"));
+    /* To the nearest second (RFC 8216 4.3.3.1): 2.002 s stays a 2 s target. */
+    assert_non_null(strstr(p, "#EXT-X-TARGETDURATION:2\n"));
+    assert_non_null(strstr(p, "CAN-SKIP-UNTIL=12.0\n"));
     assert_non_null(strstr(p, "#EXT-X-PART-INF:PART-TARGET=0.334\n"));
     assert_non_null(strstr(p, "#EXTINF:2.00200,\n"));
     assert_non_null(strstr(p, "#EXT-X-PART:DURATION=0.33367,"));
@@ -396,6 +397,17 @@ static void test_target_duration_rounds_up(void **state)
     p = media(e, HLS_VIDEO);
     assert_non_null(strstr(p, "#EXT-X-PART-INF:PART-TARGET=0.500\n"));
     assert_non_null(strstr(p, "PART-HOLD-BACK=1.500,"));
+}
+
+static void test_target_duration_late_keyframe(void **state)
+{
+    env_t *e = *state;
+    fx_add(e->v, 6, 30000, 1, 0);
+    fx_add(e->v, 5, 45000, 1, 0); /* 2.5 s: a late keyframe */
+    fx_add(e->v, 1, 30000, 0, 0);
+    const char *p = media(e, HLS_VIDEO);
+    assert_non_null(strstr(p, "#EXT-X-TARGETDURATION:3\n"));
+    assert_non_null(strstr(p, "#EXTINF:2.50000,\n"));
 }
 
 static void test_media_errors(void **state)
@@ -553,7 +565,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_skip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_skip_stops_at_discontinuity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dvr_lists_everything, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_target_duration_rounds_up, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_target_duration_late_keyframe, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_target_duration_rounds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_media_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_multivariant, setup, teardown),
         cmocka_unit_test_setup_teardown(test_block_state, setup, teardown),

@@ -66,8 +66,8 @@ static void split_media(void)
     nsmall = split_clip(small_h264, small_h264_len, small, 16);
     naac = 0;
     for (size_t i = 0; i + 7 <= a_aac_len;) {
-        size_t fl = ((size_t)(a_aac[i + 3] & 3) << 11) | ((size_t)a_aac[i + 4] << 3) |
-                    (a_aac[i + 5] >> 5);
+        size_t fl =
+            ((size_t)(a_aac[i + 3] & 3) << 11) | ((size_t)a_aac[i + 4] << 3) | (a_aac[i + 5] >> 5);
         aac[naac] = a_aac + i;
         aac_len[naac++] = fl;
         i += fl;
@@ -197,7 +197,8 @@ static void feed(hls_stream_t *s, const feed_t *f, int64_t ms)
     int64_t vi = 0, ai = 0, end = ms * 90;
     const char *err;
     while (vi * FRAME_90K < end || ai * AAC_90K < end) {
-        int64_t vt = f->video ? vi * FRAME_90K : INT64_MAX, at = f->audio ? ai * AAC_90K : INT64_MAX;
+        int64_t vt = f->video ? vi * FRAME_90K : INT64_MAX,
+                at = f->audio ? ai * AAC_90K : INT64_MAX;
         if (vt >= end && at >= end)
             break;
         if (vt <= at) {
@@ -482,8 +483,8 @@ static void test_audio_only_and_opus(void **state)
     hls_stream_free(s);
 
     /* Opus: 20 ms packets, durations from the TOC. */
-    static const uint8_t head[19] = {'O', 'p', 'u', 's', 'H', 'e', 'a', 'd', 1, 2,
-                                     0x38, 0x01, 0x80, 0xbb, 0, 0, 0, 0, 0};
+    static const uint8_t head[19] = {'O',  'p',  'u',  's',  'H', 'e', 'a', 'd', 1, 2,
+                                     0x38, 0x01, 0x80, 0xbb, 0,   0,   0,   0,   0};
     assert_int_equal(hls_stream_new(&s, &cfg, &cbs, &c), 0);
     c.s = s;
     c.part_limit[1] = 334 * 48;
@@ -526,9 +527,8 @@ static void test_bad_input(void **state)
     assert_string_equal(err, "empty sample");
     uint8_t *huge = calloc(1, HLS_MAX_SAMPLE + 1);
     assert_non_null(huge);
-    assert_int_equal(
-        hls_stream_write(s, HLS_VIDEO, huge, HLS_MAX_SAMPLE + 1, 0, 0, 1, T0_MS, &err),
-        HLS_ERR_TOO_BIG);
+    assert_int_equal(hls_stream_write(s, HLS_VIDEO, huge, HLS_MAX_SAMPLE + 1, 0, 0, 1, T0_MS, &err),
+                     HLS_ERR_TOO_BIG);
     free(huge);
     /* Raw AAC without an AudioSpecificConfig. */
     assert_int_equal(hls_stream_write(s, HLS_AUDIO, junk, sizeof(junk), 0, 0, 1, T0_MS, &err),
@@ -540,6 +540,15 @@ static void test_bad_input(void **state)
     /* Every truncation of a keyframe access unit is rejected or accepted, never crashes. */
     for (size_t n = 1; n < clip[0].len; n += 7)
         (void)hls_stream_write(s, HLS_VIDEO, clip[0].p, n, 0, 0, 1, T0_MS, &err);
+    /* A small step back in dts drops the sample without a discontinuity. */
+    feed_t f = {.dts0 = 0, .now0 = T0_MS, .video = 1, .audio = 1};
+    feed(s, &f, 1000);
+    assert_int_equal(hls_stream_write(s, HLS_AUDIO, aac[0], aac_len[0], 90000 - 3840, 90000 - 3840,
+                                      1, T0_MS + 1000, &err),
+                     0);
+    hls_stream_stats_t st0;
+    hls_stream_get_stats(s, &st0);
+    assert_int_equal(st0.discontinuities, 0);
     hls_track_info_t bad = {.codec = HLS_CODEC_AAC};
     assert_int_equal(hls_stream_set_track(s, HLS_VIDEO, &bad), HLS_ERR_INVAL);
     assert_int_equal(hls_stream_set_track(s, 5, &bad), HLS_ERR_INVAL);
@@ -645,9 +654,10 @@ static void test_ffmpeg_decodes(void **state)
     /* Decode everything; any error message fails the test. */
     for (int i = 0; i < 2; i++) {
         const char *p = i == 0 ? v : a;
-        snprintf(cmd, sizeof(cmd),
-                 "ffmpeg -nostdin -v error -xerror -i %s -f null - >%s/err 2>&1 && test ! -s %s/err",
-                 p, dir, dir);
+        snprintf(
+            cmd, sizeof(cmd),
+            "ffmpeg -nostdin -v error -xerror -i %s -f null - >%s/err 2>&1 && test ! -s %s/err", p,
+            dir, dir);
         assert_int_equal(system(cmd), 0);
     }
     /* ffprobe agrees on the frame count and size: 3 s of 30 fps video, 64x64. */
