@@ -72,19 +72,18 @@ int main(int argc, char **argv)
     while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
         if (opt == 'c')
             file = optarg;
-        else if (opt == 'h') {
-            usage(stdout);
-            return 0;
-        } else if (opt == 'V') {
-            printf("shortwave-origin 0.1.0\n");
-            return 0;
-        } else if (opt == '?') {
-            usage(stderr);
-            return 2;
+        else if (opt == 'h' || opt == 'V' || opt == '?') {
+            if (opt == 'V')
+                printf("shortwave-origin 0.1.0\n");
+            else
+                usage(opt == 'h' ? stdout : stderr);
+            origin_config_dispose(&cfg);
+            return opt == '?' ? 2 : 0;
         }
     }
     if (file != NULL && sw_conf_load(file, origin_conf_keys(), &cfg, err, sizeof(err)) != 0) {
         fprintf(stderr, "shortwave-origin: %s\n", err);
+        origin_config_dispose(&cfg);
         return 2;
     }
     optind = 1;
@@ -116,11 +115,13 @@ int main(int argc, char **argv)
         if (key != NULL &&
             sw_conf_set(origin_conf_keys(), &cfg, "", key, optarg, err, sizeof(err)) != 0) {
             fprintf(stderr, "shortwave-origin: %s\n", err);
+            origin_config_dispose(&cfg);
             return 2;
         }
     }
     if (optind < argc) {
         fprintf(stderr, "shortwave-origin: unexpected argument \"%s\"\n", argv[optind]);
+        origin_config_dispose(&cfg);
         return 2;
     }
     sw_log_set_level(cfg.log_level);
@@ -134,11 +135,13 @@ int main(int argc, char **argv)
     daemon_ctx_t d = {0};
     if (uv_loop_init(&d.loop) != 0) {
         fprintf(stderr, "shortwave-origin: cannot create the event loop\n");
+        origin_config_dispose(&cfg);
         return 1;
     }
     if (origin_new(&d.origin, &d.loop, &cfg, err, sizeof(err)) != 0) {
         fprintf(stderr, "shortwave-origin: %s\n", err);
         origin_config_dispose(&cfg);
+        uv_loop_close(&d.loop);
         return 1;
     }
     uv_signal_init(&d.loop, &d.sigterm);

@@ -170,7 +170,7 @@ static int set_key(const sw_conf_key_t *k, void *cfg, const char *arg, const cha
     }
     if (k->min != k->max && (v < k->min || v > k->max)) {
         *why = "value out of range";
-        return -1;
+        return -2;
     }
     *(int64_t *)field = v;
     return 0;
@@ -205,11 +205,18 @@ static int set_one(const sw_conf_key_t *keys, void *cfg, const char *section, co
         snprintf(msg, msglen, "[%s] takes no argument (\"%s\")", sec, arg);
         return -1;
     }
-    if (set_key(k, cfg, arg, value, &why) != 0) {
+    int rv = set_key(k, cfg, arg, value, &why);
+    if (rv != 0) {
+        char range[96] = "";
+        if (rv == -2) {
+            const char *unit = k->type == SW_CONF_DURATION ? "ms" : "";
+            snprintf(range, sizeof(range), " (%lld%s to %lld%s)", (long long)k->min, unit,
+                     (long long)k->max, unit);
+        }
         if (sec[0] != '\0')
-            snprintf(msg, msglen, "[%s] %s = %s: %s", sec, name, value, why);
+            snprintf(msg, msglen, "[%s] %s = %s: %s%s", sec, name, value, why, range);
         else
-            snprintf(msg, msglen, "%s = %s: %s", name, value, why);
+            snprintf(msg, msglen, "%s = %s: %s%s", name, value, why, range);
         return -1;
     }
     return 0;
