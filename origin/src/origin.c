@@ -2,6 +2,8 @@
  * origin.c: the origin's lifecycle, its streams, and the glue between ingest (publishers and their
  * packets) and hls/ (CMAF parts and segments), which then wake the held requests.
  */
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -263,6 +265,42 @@ static void on_tick(uv_timer_t *t)
         origin__redis_tick(o->redis);
 }
 
+static int valid_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 64)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '_')
+            return 0;
+    return 1;
+}
+
+/*
+ * Streams of an earlier run: their DVR folders come back as offline streams, so their segments
+ * stay addressable and a returning publisher continues their media sequence.
+ */
+static void restore_streams(struct origin *o)
+{
+    DIR *d = opendir(o->data_dir);
+    struct dirent *e;
+
+    if (d == NULL)
+        return;
+    while ((e = readdir(d)) != NULL) {
+        char index[1200];
+        if (!valid_name(e->d_name) || origin__stream_find(o, e->d_name) != NULL)
+            continue;
+        snprintf(index, sizeof(index), "%s/%s/index.log", o->data_dir, e->d_name);
+        if (access(index, R_OK) != 0)
+            continue;
+        if (stream_new(o, e->d_name) == NULL)
+            sw_log(SW_LOG_WARN, "origin", "%s: cannot restore the stream of an earlier run",
+                   e->d_name);
+    }
+    closedir(d);
+}
+
 static int mkdir_p(const char *path)
 {
     char tmp[1024];
@@ -369,6 +407,7 @@ int origin_new(origin_t **out, uv_loop_t *loop, const origin_config_t *cfg, char
         goto fail_ingest;
     }
 
+    restore_streams(o);
     uv_timer_init(loop, &o->tick);
     uv_timer_start(&o->tick, on_tick, 250, 250);
     sw_log(SW_LOG_INFO, "origin", "listening: srt %s, http %s, data %s%s%s", cfg->srt, cfg->http,

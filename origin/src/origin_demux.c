@@ -27,7 +27,8 @@
 #define PROBE_SIZE     (188 * 40)
 #define SNIFF_BYTES    (188 * 10)
 #define WAIT_MS        100
-#define SLOT_SWITCH_NS (2000 * 1000000ull) /* a silent track slot may be taken by another stream */
+#define SLOT_SWITCH_NS (2000 * 1000000ull) /* a silent track slot may be taken by another stream   \
+                                            */
 
 typedef struct demux {
     origin_pub_t *pub;
@@ -39,11 +40,12 @@ typedef struct demux {
     hls_codec_t slot_codec[HLS_NTRACKS];
     uint64_t slot_last_ns[HLS_NTRACKS];
     int64_t slot_next_dts[HLS_NTRACKS]; /* expected dts of the next packet, or AV_NOPTS_VALUE */
-    uint64_t logged_ignored; /* stream indices < 64 already logged as ignored */
-    uint64_t no_ts;          /* packets dropped for having no timestamp */
+    uint64_t logged_ignored;            /* stream indices < 64 already logged as ignored */
+    uint64_t no_ts;                     /* packets dropped for having no timestamp */
 } demux_t;
 
-/* Checks the stop, stall and probe deadlines with pub->mutex held; records why. Returns 1 to stop. */
+/* Checks the stop, stall and probe deadlines with pub->mutex held; records why. Returns 1 to stop.
+ */
 static int must_stop_locked(demux_t *d)
 {
     origin_pub_t *pub = d->pub;
@@ -264,8 +266,8 @@ static int post_track(demux_t *d, int kind, const AVStream *st, hls_codec_t code
                       const AVPacket *pkt)
 {
     const AVCodecParameters *par = st->codecpar;
-    size_t xlen = par->extradata != NULL && par->extradata_size > 0 ? (size_t)par->extradata_size
-                                                                    : 0;
+    size_t xlen =
+        par->extradata != NULL && par->extradata_size > 0 ? (size_t)par->extradata_size : 0;
     origin__event_t *ev = calloc(1, sizeof(*ev) + xlen);
 
     if (ev == NULL)
@@ -276,10 +278,12 @@ static int post_track(demux_t *d, int kind, const AVStream *st, hls_codec_t code
     ev->info.codec = codec;
     if (kind == HLS_AUDIO) {
         ev->info.sample_rate = par->sample_rate > 0 ? (uint32_t)par->sample_rate : 0;
-        ev->info.channels = par->ch_layout.nb_channels > 0 ? (uint32_t)par->ch_layout.nb_channels
-                                                           : 0;
+        ev->info.channels =
+            par->ch_layout.nb_channels > 0 ? (uint32_t)par->ch_layout.nb_channels : 0;
         if (codec == HLS_CODEC_AAC)
             adts_params(pkt->data, (size_t)pkt->size, &ev->info.sample_rate, &ev->info.channels);
+        if (codec == HLS_CODEC_OPUS && ev->info.sample_rate == 0)
+            ev->info.sample_rate = 48000; /* Opus always decodes at 48 kHz (RFC 7845 5.1) */
     }
     if (xlen > 0) {
         memcpy(ev + 1, par->extradata, xlen);
@@ -348,8 +352,9 @@ static int on_packet(demux_t *d, const AVFormatContext *fmt, const AVPacket *pkt
     }
     if (d->slot_index[kind] != st->index) {
         if (d->slot_index[kind] >= 0 && now - d->slot_last_ns[kind] < SLOT_SWITCH_NS) {
-            ignore_stream(d, st, kind == HLS_VIDEO ? "a video track is taken already"
-                                                   : "an audio track is taken already");
+            ignore_stream(d, st,
+                          kind == HLS_VIDEO ? "a video track is taken already"
+                                            : "an audio track is taken already");
             return 0;
         }
         d->slot_index[kind] = st->index;

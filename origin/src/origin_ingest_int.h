@@ -53,11 +53,11 @@ struct origin_pub {
     origin__chunk_t *head, *tail;
     size_t queued;
     uint64_t bytes_in;
-    uint64_t last_bytes_ns; /* monotonic time of the last bytes from the socket */
-    uint64_t taken_ns;      /* arrival time of the newest bytes the demuxer has read */
-    int eof;                /* the socket is gone: no more bytes will come */
-    int stop;               /* drop requested (API or shutdown) */
-    char reason[ORIGIN__REASON_MAX]; /* the first reason recorded wins */
+    uint64_t last_bytes_ns;              /* monotonic time of the last bytes from the socket */
+    uint64_t taken_ns;                   /* arrival time of the newest bytes the demuxer has read */
+    int eof;                             /* the socket is gone: no more bytes will come */
+    int stop;                            /* drop requested (API or shutdown) */
+    char reason[ORIGIN__REASON_MAX];     /* the first reason recorded wins */
     char eof_reason[ORIGIN__REASON_MAX]; /* why the socket ended; used once the queue is empty */
 
     /* Demux thread. */
@@ -78,9 +78,9 @@ typedef struct origin__event {
     struct origin__event *next;
     int type;
     origin_pub_t *pub;
-    int kind;                /* EV_TRACK */
-    hls_track_info_t info;   /* EV_TRACK; extradata points into the allocation */
-    origin_packet_t *pkt;    /* EV_PACKET */
+    int kind;              /* EV_TRACK */
+    hls_track_info_t info; /* EV_TRACK; extradata points into the allocation */
+    origin_packet_t *pkt;  /* EV_PACKET */
 } origin__event_t;
 
 /* A live (or reserved, during a handshake) stream name. */

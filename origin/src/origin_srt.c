@@ -23,12 +23,12 @@
 
 #include "origin_ingest_int.h"
 
-#define RESERVE_MS   3000 /* a handshake reservation not accepted by then is stale */
-#define RETRY_MS     3000 /* pull reconnect interval */
-#define WAIT_MS      100  /* srt_epoll_uwait timeout: how often the close list is looked at */
-#define MAX_EVENTS   256
-#define READ_BUF     (64 * 1024)
-#define SRT_MSG_MAX  1500
+#define RESERVE_MS  3000 /* a handshake reservation not accepted by then is stale */
+#define RETRY_MS    3000 /* pull reconnect interval */
+#define WAIT_MS     100  /* srt_epoll_uwait timeout: how often the close list is looked at */
+#define MAX_EVENTS  256
+#define READ_BUF    (64 * 1024)
+#define SRT_MSG_MAX 1500
 
 static pthread_once_t startup_once = PTHREAD_ONCE_INIT;
 static int startup_rv;
@@ -205,8 +205,8 @@ static int on_listen(void *opaq, SRTSOCKET ns, int hsversion, const struct socka
 
     const origin_srt_rule_t *rule = find_rule(in, resource);
     if (rule != NULL && rule->passphrase[0] != '\0') {
-        if (srt_setsockflag(ns, SRTO_PASSPHRASE, rule->passphrase,
-                            (int)strlen(rule->passphrase)) != 0)
+        if (srt_setsockflag(ns, SRTO_PASSPHRASE, rule->passphrase, (int)strlen(rule->passphrase)) !=
+            0)
             return refuse(ns, SRT_REJX_BAD_REQUEST, peer, sid, srt_err());
         if (rule->pbkeylen != 0)
             srt_setsockflag(ns, SRTO_PBKEYLEN, &rule->pbkeylen, sizeof(rule->pbkeylen));

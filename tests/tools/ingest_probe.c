@@ -82,8 +82,8 @@ static void on_track(void *data, origin_pub_t *pub, int kind, const hls_track_in
     probe_pub_t *p = find(pub);
     printf("TRACK %s %s %s %u %u %zu\n", p != NULL ? p->name : "?",
            kind == HLS_VIDEO ? "video" : "audio",
-           (unsigned)info->codec < 5 ? codecs[info->codec] : "?", info->sample_rate,
-           info->channels, info->extradata_len);
+           (unsigned)info->codec < 5 ? codecs[info->codec] : "?", info->sample_rate, info->channels,
+           info->extradata_len);
     fflush(stdout);
 }
 
@@ -144,8 +144,8 @@ static void on_tick(uv_timer_t *t)
         print_counts(p);
         if (origin_pub_stats(p->pub, &st) == 0)
             printf("STATS %s rtt_ms=%.2f mbps=%.2f recv=%lld loss=%lld drop=%lld latency_ms=%d\n",
-                   p->name, st.rtt_ms, st.recv_mbps, (long long)st.pkt_recv,
-                   (long long)st.pkt_loss, (long long)st.pkt_drop, st.latency_ms);
+                   p->name, st.rtt_ms, st.recv_mbps, (long long)st.pkt_recv, (long long)st.pkt_loss,
+                   (long long)st.pkt_drop, st.latency_ms);
         if (p->drop_at >= 0 && ++p->age == p->drop_at)
             origin_ingest_drop(ingest, p->pub, "asked by ingest_probe --drop");
     }

@@ -55,30 +55,30 @@ static void test_good(void **state)
 static void test_bad(void **state)
 {
     static const char *bad[] = {
-        "",                          /* empty */
-        "#!::",                      /* no pairs */
-        "#!::r=",                    /* empty resource */
-        "#!::r=live/../x",           /* '..' */
-        "#!::r=live/..",             /* '..' as the name */
-        "#!::r=live/a.b",            /* '.' in the name */
-        "#!::r=live/ro om",          /* space */
-        "#!::r=live/room%41",        /* '%' */
-        "#!::r=live/room42,r=live/y", /* duplicate key */
+        "",                                 /* empty */
+        "#!::",                             /* no pairs */
+        "#!::r=",                           /* empty resource */
+        "#!::r=live/../x",                  /* '..' */
+        "#!::r=live/..",                    /* '..' as the name */
+        "#!::r=live/a.b",                   /* '.' in the name */
+        "#!::r=live/ro om",                 /* space */
+        "#!::r=live/room%41",               /* '%' */
+        "#!::r=live/room42,r=live/y",       /* duplicate key */
         "#!::m=publish,m=publish,r=live/x", /* duplicate key */
-        "#!::r=live/x,",             /* trailing ',' */
-        "#!::r",                     /* key without value */
-        "#!::=live/x",               /* empty key */
-        "#!::u=bob",                 /* no r= */
-        "#!:r=live/x",               /* not "#!::" */
-        "#!",                        /* unterminated prefix */
-        "#!::r=live/x,m=",           /* empty mode */
-        "#!::r=live/x,m=PUBLISH",    /* mode not a lowercase word */
-        "/live/x",                   /* leading '/' */
-        "live//x",                   /* empty element */
-        "live/x/",                   /* trailing '/' */
-        "live/\xc3\xa9t\xc3\xa9",    /* non-ASCII */
-        "live/x\n",                  /* control byte */
-        "#!::r=live/x,,m=publish",   /* empty pair */
+        "#!::r=live/x,",                    /* trailing ',' */
+        "#!::r",                            /* key without value */
+        "#!::=live/x",                      /* empty key */
+        "#!::u=bob",                        /* no r= */
+        "#!:r=live/x",                      /* not "#!::" */
+        "#!",                               /* unterminated prefix */
+        "#!::r=live/x,m=",                  /* empty mode */
+        "#!::r=live/x,m=PUBLISH",           /* mode not a lowercase word */
+        "/live/x",                          /* leading '/' */
+        "live//x",                          /* empty element */
+        "live/x/",                          /* trailing '/' */
+        "live/\xc3\xa9t\xc3\xa9",           /* non-ASCII */
+        "live/x\n",                         /* control byte */
+        "#!::r=live/x,,m=publish",          /* empty pair */
     };
     char res[256], mode[16];
 
