@@ -32,13 +32,16 @@ static void usage(FILE *f)
             "                        [--redis redis://HOST:PORT] [--public-url URL]\n"
             "                        [--log-level error|warn|info|debug] [--check-config]\n"
             "\nFlags override the file. Config keys (section, key, default):\n");
-    for (const sw_conf_key_t *k = origin_conf_keys(); k->name != NULL; k++)
-        fprintf(f, "  [%s] %-18s %-22s %s\n", k->section, k->name, k->def, k->help);
+    for (const sw_conf_key_t *k = origin_conf_keys(); k->name != NULL; k++) {
+        char sec[24];
+        snprintf(sec, sizeof(sec), k->section[0] ? "[%s]" : "%s", k->section);
+        fprintf(f, "  %-8s %-17s %-13s %s\n", sec, k->name, k->def, k->help);
+    }
 }
 
 typedef struct daemon_ctx {
     uv_loop_t loop;
-    uv_signal_t sigterm, sigint;
+    uv_signal_t sigterm, sigint, sighup;
     origin_t *origin;
     int stopping;
 } daemon_ctx_t;
@@ -48,6 +51,14 @@ static void on_closed(void *data)
     daemon_ctx_t *d = data;
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
+    uv_close((uv_handle_t *)&d->sighup, NULL);
+}
+
+static void on_sighup(uv_signal_t *h, int signum)
+{
+    /* A hang-up must not stop a live origin; its configuration is read once, at start. */
+    sw_log(SW_LOG_WARN, "origin",
+           "SIGHUP ignored: restart the origin to apply a new configuration");
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -146,9 +157,11 @@ int main(int argc, char **argv)
     }
     uv_signal_init(&d.loop, &d.sigterm);
     uv_signal_init(&d.loop, &d.sigint);
-    d.sigterm.data = d.sigint.data = &d;
+    uv_signal_init(&d.loop, &d.sighup);
+    d.sigterm.data = d.sigint.data = d.sighup.data = &d;
     uv_signal_start(&d.sigterm, on_signal, SIGTERM);
     uv_signal_start(&d.sigint, on_signal, SIGINT);
+    uv_signal_start(&d.sighup, on_sighup, SIGHUP);
 
     uv_run(&d.loop, UV_RUN_DEFAULT);
 

@@ -129,8 +129,8 @@ int hls__opus_head_parse(const uint8_t *p, size_t len, hls_opus_head_t *out, con
     }
     out->channels = p[9];
     out->pre_skip = (uint32_t)p[10] | (uint32_t)p[11] << 8;
-    out->input_rate = (uint32_t)p[12] | (uint32_t)p[13] << 8 | (uint32_t)p[14] << 16 |
-                      (uint32_t)p[15] << 24;
+    out->input_rate =
+        (uint32_t)p[12] | (uint32_t)p[13] << 8 | (uint32_t)p[14] << 16 | (uint32_t)p[15] << 24;
     out->gain = (int16_t)((uint16_t)p[16] | (uint16_t)(p[17] << 8));
     out->mapping_family = p[18];
     if (out->channels == 0) {

@@ -149,9 +149,9 @@ static void visual_entry(hls_buf_t *b, const hls_init_desc_t *d)
     hls__put32(b, 0x00480000); /* 72 dpi */
     hls__put32(b, 0x00480000);
     hls__put32(b, 0);
-    hls__put16(b, 1);     /* frame_count */
-    hls__putzero(b, 32);  /* compressorname */
-    hls__put16(b, 0x18);  /* depth */
+    hls__put16(b, 1);      /* frame_count */
+    hls__putzero(b, 32);   /* compressorname */
+    hls__put16(b, 0x18);   /* depth */
     hls__put16(b, 0xffff); /* pre_defined = -1 */
     size_t cfg = hls__box_begin(b, d->codec == HLS_CODEC_HEVC ? "hvcC" : "avcC");
     hls__put(b, d->config, d->config_len);

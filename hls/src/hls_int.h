@@ -14,11 +14,11 @@
 
 #include "hls/hls.h"
 
-#define HLS_MAX_SAMPLE  (16u * 1024 * 1024) /* one access unit; above is HLS_ERR_TOO_BIG */
-#define HLS_MAX_DIM     8192                /* widest and tallest picture we accept */
-#define HLS_MAX_PS      4096                /* one parameter set NAL */
-#define HLS_VIDEO_TS    90000
-#define HLS_OPUS_RATE   48000
+#define HLS_MAX_SAMPLE (16u * 1024 * 1024) /* one access unit; above is HLS_ERR_TOO_BIG */
+#define HLS_MAX_DIM    8192                /* widest and tallest picture we accept */
+#define HLS_MAX_PS     4096                /* one parameter set NAL */
+#define HLS_VIDEO_TS   90000
+#define HLS_OPUS_RATE  48000
 
 /* ---- byte writer: big-endian puts on a growable buffer; check `failed` once at the end ---- */
 
@@ -213,7 +213,7 @@ int hls__mp4_walk(const uint8_t *p, size_t len, hls_mp4_visit_cb cb, void *ud,
 typedef struct hls_mp4_init {
     uint32_t track_id, timescale;
     char handler[5];
-    char entry[5]; /* sample entry type: avc1, hvc1, mp4a, Opus */
+    char entry[5];  /* sample entry type: avc1, hvc1, mp4a, Opus */
     char config[5]; /* avcC, hvcC, esds, dOps */
     uint32_t width, height, channels, sample_rate;
     int has_trex;

@@ -225,8 +225,7 @@ static int on_frag_box(void *ud, const char type[4], const uint8_t *p, size_t le
     return 0;
 }
 
-int hls__mp4_read_fragment(const uint8_t *p, size_t len, hls_mp4_frag_t *out,
-                           const char **err_desc)
+int hls__mp4_read_fragment(const uint8_t *p, size_t len, hls_mp4_frag_t *out, const char **err_desc)
 {
     frag_ctx_t c;
 

@@ -138,6 +138,10 @@ static void skip_scaling_list(hls_br_t *br, int size)
     for (int j = 0; j < size && !br->overrun; j++) {
         if (next != 0) {
             int32_t delta = hls__br_se(br);
+            if (delta < -128 || delta > 127) {
+                br->overrun = 1; /* delta_scale out of range: treat as unparsable */
+                return;
+            }
             next = (last + delta + 256) % 256;
         }
         last = next == 0 ? last : next;
@@ -184,8 +188,19 @@ int hls__h264_sps_parse(const uint8_t *nal, size_t len, hls_sps_info_t *out, con
     }
     out->chroma_format_idc = 1;
     switch (out->profile_idc) {
-    case 100: case 110: case 122: case 244: case 44: case 83: case 86: case 118: case 128:
-    case 138: case 139: case 134: case 135:
+    case 100:
+    case 110:
+    case 122:
+    case 244:
+    case 44:
+    case 83:
+    case 86:
+    case 118:
+    case 128:
+    case 138:
+    case 139:
+    case 134:
+    case 135:
         out->chroma_format_idc = hls__br_ue(&br);
         if (out->chroma_format_idc > 3) {
             *err_desc = "H.264 SPS chroma_format_idc out of range";
@@ -262,8 +277,7 @@ int hls__h264_sps_parse(const uint8_t *nal, size_t len, hls_sps_info_t *out, con
     } else if (out->chroma_format_idc == 2) {
         cx = 2;
     }
-    return crop_size(out, w_mbs * 16, h_units * 16 * (2 - frame_mbs_only), cx, cy, crop,
-                     err_desc);
+    return crop_size(out, w_mbs * 16, h_units * 16 * (2 - frame_mbs_only), cx, cy, crop, err_desc);
 }
 
 int hls__hevc_sps_parse(const uint8_t *nal, size_t len, hls_sps_info_t *out, const char **err_desc)

@@ -25,10 +25,10 @@
 #include "hls_int.h"
 #include "sw/log.h"
 
-#define TS_MASK   ((INT64_C(1) << 33) - 1)
-#define TS_HALF   (INT64_C(1) << 32)
-#define NCUTS     32 /* video cuts the audio track has not reached yet */
-#define BW_WINDOW 6  /* complete segments the bandwidth peak looks at */
+#define TS_MASK       ((INT64_C(1) << 33) - 1)
+#define TS_HALF       (INT64_C(1) << 32)
+#define NCUTS         32    /* video cuts the audio track has not reached yet */
+#define BW_WINDOW     6     /* complete segments the bandwidth peak looks at */
 #define STEP_BACK_90K 45000 /* a dts going back by less than 500 ms drops the sample only */
 
 typedef struct trk {
@@ -695,7 +695,8 @@ int hls_stream_set_track(hls_stream_t *s, int kind, const hls_track_info_t *info
         s->fatal = 1;
     if (rv == HLS_ERR_BITSTREAM)
         logf_(s, SW_LOG_WARN, "hls: %s extradata rejected: %s", kind_name(kind), err);
-    return rv == HLS_ERR_BITSTREAM ? HLS_ERR_INVAL : rv;
+    /* The contract lists INVAL for bad extradata, whatever the parser said. */
+    return rv == HLS_ERR_BITSTREAM || rv == HLS_ERR_TOO_BIG ? HLS_ERR_INVAL : rv;
 }
 
 /* ---- writing samples ---- */
@@ -975,8 +976,8 @@ static int write_aac(hls_stream_t *s, const uint8_t *data, size_t len, int64_t d
     return 0;
 }
 
-static int write_opus(hls_stream_t *s, const uint8_t *data, size_t len, int64_t dts,
-                      int64_t now_ms, const char **err)
+static int write_opus(hls_stream_t *s, const uint8_t *data, size_t len, int64_t dts, int64_t now_ms,
+                      const char **err)
 {
     uint32_t dur = hls__opus_duration(data, len);
     int64_t ts;

@@ -106,7 +106,7 @@ static const sw_conf_key_t keys[] = {
      "folder for the DVR window (one sub-folder per stream)"},
     {"", "redis", SW_CONF_STR, OFF(redis), 0, 0, NULL, "(none)",
      "redis://HOST:PORT[/DB] to register live streams in; empty for none"},
-    {"", "public_url", SW_CONF_STR, OFF(public_url), 0, 0, NULL, "http://HOST:PORT of `http`",
+    {"", "public_url", SW_CONF_STR, OFF(public_url), 0, 0, NULL, "from `http`",
      "base URL edges use to reach this origin, announced in Redis"},
     {"", "log_level", SW_CONF_LOGLEVEL, OFF(log_level), 0, 0, NULL, "info",
      "error, warn, info or debug"},

@@ -10,6 +10,7 @@
  * Every wait is bounded: the read callback waits on the publisher's condition variable for at
  * most WAIT_MS at a time and checks stop, stall and probe deadlines in between.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,12 +24,38 @@
 
 #include "origin_ingest_int.h"
 
-#define AVIO_BUF_SIZE  (64 * 1024)
-#define PROBE_SIZE     (188 * 40)
-#define SNIFF_BYTES    (188 * 10)
-#define WAIT_MS        100
-#define SLOT_SWITCH_NS (2000 * 1000000ull) /* a silent track slot may be taken by another stream   \
-                                            */
+/*
+ * libavformat and libavcodec print to stderr by default ("non-existing PPS 0 referenced" when a
+ * publisher joins mid-GOP, for instance). Their lines go to our log instead, at debug level: the
+ * outcomes that matter (a publisher dropped, samples rejected) are logged by us with the stream's
+ * name, which libav's lines lack.
+ */
+static void on_av_log(void *avcl, int level, const char *fmt, va_list ap)
+{
+    char line[512];
+    if (level > AV_LOG_WARNING || !sw_log_enabled(SW_LOG_DEBUG))
+        return;
+    int n = vsnprintf(line, sizeof(line), fmt, ap);
+    if (n <= 0)
+        return;
+    if ((size_t)n >= sizeof(line))
+        n = sizeof(line) - 1;
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = '\0';
+    sw_log(SW_LOG_DEBUG, "libav", "%s", line);
+}
+
+void origin__demux_global_init(void)
+{
+    av_log_set_callback(on_av_log);
+}
+
+#define AVIO_BUF_SIZE (64 * 1024)
+#define PROBE_SIZE    (188 * 40)
+#define SNIFF_BYTES   (188 * 10)
+#define WAIT_MS       100
+/* A track slot silent for this long may be taken by another stream of the same kind. */
+#define SLOT_SWITCH_NS (2000 * 1000000ull)
 
 typedef struct demux {
     origin_pub_t *pub;

@@ -157,4 +157,7 @@ void origin__names_release(origin_ingest_t *in, const char *name, SRTSOCKET sock
 /* origin_demux.c: the demux thread's body; `arg` is the origin_pub_t. */
 void *origin__demux_main(void *arg);
 
+/* Routes libav's log lines into ours; called once, with srt_startup(). */
+void origin__demux_global_init(void);
+
 #endif

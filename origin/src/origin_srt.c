@@ -36,6 +36,7 @@ static int startup_rv;
 static void do_startup(void)
 {
     startup_rv = srt_startup();
+    origin__demux_global_init();
 }
 
 static const char *srt_err(void)

@@ -230,6 +230,66 @@ def ffmpeg_publish(url, seconds=None, size="1280x720", rate=30, gop=60, vcodec="
     return Proc(argv, name)
 
 
+class PacedSender:
+    """Sends raw bytes (an MPEG-TS file, random bytes, a corrupted stream) over SRT unchanged,
+    paced at `bitrate`, through srt-live-transmit reading its stdin. ffmpeg would remux and so
+    repair what a test wants to send broken."""
+
+    def __init__(self, data, url, bitrate=2_000_000, name="slt"):
+        import threading
+        self.proc = Proc(["srt-live-transmit", "-q", "-chunk:1316", "file://con", url], name,
+                         stdin=subprocess.PIPE)
+        self.stopped = False
+        self.thread = threading.Thread(target=self._pump, args=(data, bitrate), daemon=True)
+        self.thread.start()
+
+    def _pump(self, data, bitrate):
+        step = 1316 * 10
+        t0 = time.monotonic()
+        try:
+            for off in range(0, len(data), step):
+                if self.stopped or not self.proc.alive():
+                    break
+                self.proc.p.stdin.write(data[off:off + step])
+                self.proc.p.stdin.flush()
+                due = t0 + (off + step) * 8 / bitrate
+                delay = due - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+        except (BrokenPipeError, OSError):
+            pass
+
+    def done(self, timeout):
+        self.thread.join(timeout)
+        return not self.thread.is_alive()
+
+    def stop(self):
+        self.stopped = True
+        self.thread.join(5)
+        return self.proc.stop()
+
+
+def make_ts(path, seconds, size="320x240", rate=30, gop=30, extra=(), audio=True, video=True,
+            vcodec="libx264"):
+    """Writes a test MPEG-TS file with ffmpeg's lavfi sources. Returns its bytes."""
+    argv = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y"]
+    if video:
+        argv += ["-f", "lavfi", "-i", f"testsrc2=size={size}:rate={rate}"]
+    if audio:
+        argv += ["-f", "lavfi", "-i", "sine=sample_rate=48000"]
+    argv += ["-t", str(seconds)]
+    if video:
+        argv += ["-c:v", vcodec, "-g", str(gop), "-bf", "0", "-pix_fmt", "yuv420p"]
+        if vcodec == "libx264":
+            argv += ["-preset", "veryfast"]
+    if audio:
+        argv += ["-c:a", "aac"]
+    argv += list(extra) + ["-f", "mpegts", path]
+    subprocess.run(argv, check=True, timeout=120)
+    with open(path, "rb") as f:
+        return f.read()
+
+
 def redis_server():
     """A private redis-server on a free port. Returns (Proc, url)."""
     port = free_port()

@@ -23,6 +23,9 @@ def main():
     good = f"srt = 127.0.0.1:{free_udp_port()}\nhttp = 127.0.0.1:{free_port()}\ndata = {data}\n"
     rc, out, _ = start(good + "[hls]\nsegment_duration = 4s\npart_duration = 500ms\n")
     check(rc == 0 and "configuration ok" in out, f"a good file passes --check-config ({out.strip()})")
+    example = os.path.join(os.environ.get("SW_SOURCE", "."), "deploy", "origin.conf")
+    r = subprocess.run([ORIGIN, "-c", example, "--check-config"], capture_output=True, timeout=20)
+    check(r.returncode == 0, f"deploy/origin.conf passes --check-config ({r.stderr.decode().strip()})")
 
     cases = [
         ("bogus = 1\n", 4, "bogus", "unknown key"),
