@@ -49,8 +49,33 @@ run_suite() { # name builddir cmake-args...
 mkdir -p build-test
 run_suite plain "$top/build-test/plain"
 if [ -z "${SW_TEST_QUICK:-}" ]; then
-    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-        run_suite "asan+ubsan" "$top/build-test/asan" -DSW_SANITIZE=address,undefined -DCMAKE_BUILD_TYPE=Debug
+    export ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1
+    run_suite "asan+ubsan" "$top/build-test/asan" -DSW_SANITIZE=address,undefined -DCMAKE_BUILD_TYPE=Debug
+    unset ASAN_OPTIONS UBSAN_OPTIONS
+fi
+
+# libFuzzer: each target runs for a short while from its corpus (clang; new inputs go to a
+# scratch folder, never into the checked-in corpus).
+if [ -z "${SW_TEST_QUICK:-}" ]; then
+    note "fuzz (libFuzzer, ${SW_FUZZ_SECONDS:-10} s per target)"
+    fdir="$top/build-test/fuzz"
+    if CC=clang cmake -S "$top" -B "$fdir" -DSW_FUZZ=ON -DSW_SANITIZE=address,undefined \
+            -DCMAKE_BUILD_TYPE=Debug -DSW_WERROR=ON >"$fdir.configure.log" 2>&1 &&
+        cmake --build "$fdir" -j"$jobs" >"$fdir.build.log" 2>&1; then
+        for f in "$fdir"/tests/fuzz_*; do
+            n=$(basename "$f"); what=${n#fuzz_}
+            scratch=$(mktemp -d)
+            if "$f" -max_total_time="${SW_FUZZ_SECONDS:-10}" -rss_limit_mb=2048 -print_final_stats=0 \
+                    "$scratch" "$top/tests/fuzz/corpus/$what" >"$fdir.$n.log" 2>&1; then
+                echo "fuzz $n: ok ($(grep -Eo 'Done [0-9]+ runs' "$fdir.$n.log" | tail -1))"; pass=$((pass + 1))
+            else
+                echo "fuzz $n: FAILED"; tail -30 "$fdir.$n.log"; fail=$((fail + 1))
+            fi
+            rm -rf "$scratch"
+        done
+    else
+        tail -30 "$fdir.configure.log" "$fdir.build.log"; fail=$((fail + 1))
+    fi
 fi
 
 note "summary"

@@ -39,9 +39,11 @@ typedef struct trk {
     uint8_t asc_bytes[8];
     size_t asc_len;
     hls_opus_head_t opus;
-    int configured; /* an init segment exists */
-    int need_key;   /* video: drop until a keyframe */
-    int drop_logged;
+    int configured;      /* an init segment exists */
+    int need_key;        /* video: drop until a keyframe */
+    int drop_logged;     /* the current run of drops was logged */
+    int64_t drop_log_ms; /* wall clock of the last drop line */
+    uint64_t drops_unlogged;
 
     /* time */
     int have_last;
@@ -450,7 +452,7 @@ static int discontinuity(hls_stream_t *s, int64_t now_ms, const char *why)
     s->stats.discontinuities++;
     if (now_ms > s->last_now_ms)
         s->last_now_ms = now_ms;
-    logf_(s, SW_LOG_INFO, "hls: discontinuity: %s", why);
+    logf_(s, SW_LOG_INFO, "discontinuity: %s", why);
     return 0;
 }
 
@@ -458,7 +460,7 @@ int hls_stream_discontinuity(hls_stream_t *s, int64_t now_ms)
 {
     if (s->fatal)
         return HLS_ERR_NOMEM;
-    int rv = discontinuity(s, now_ms, "publisher reconnected");
+    int rv = discontinuity(s, now_ms, "publisher left or came back");
     if (rv != 0)
         s->fatal = 1;
     return rv;
@@ -694,7 +696,7 @@ int hls_stream_set_track(hls_stream_t *s, int kind, const hls_track_info_t *info
     if (rv == HLS_ERR_NOMEM)
         s->fatal = 1;
     if (rv == HLS_ERR_BITSTREAM)
-        logf_(s, SW_LOG_WARN, "hls: %s extradata rejected: %s", kind_name(kind), err);
+        logf_(s, SW_LOG_WARN, "%s extradata rejected: %s", kind_name(kind), err);
     /* The contract lists INVAL for bad extradata, whatever the parser said. */
     return rv == HLS_ERR_BITSTREAM || rv == HLS_ERR_TOO_BIG ? HLS_ERR_INVAL : rv;
 }
@@ -720,14 +722,27 @@ static int64_t unwrap(hls_stream_t *s, int64_t raw)
     return u;
 }
 
+/*
+ * Drops a sample. A run of drops is logged once; a stream that keeps dropping (a damaged feed
+ * alternating good and bad samples) gets at most one line every ten seconds, with a count.
+ */
 static int drop(hls_stream_t *s, int kind, const char *why)
 {
     trk_t *t = &s->t[kind];
     s->stats.dropped++;
-    if (!t->drop_logged) {
-        t->drop_logged = 1;
-        logf_(s, SW_LOG_INFO, "hls: %s: dropping samples: %s", kind_name(kind), why);
+    if (t->drop_logged && s->last_now_ms - t->drop_log_ms < 10000) {
+        t->drops_unlogged++;
+        return 0;
     }
+    if (t->drops_unlogged > 0)
+        logf_(s, SW_LOG_INFO, "%s: dropping samples: %s (%llu more dropped in the last %llds)",
+              kind_name(kind), why, (unsigned long long)t->drops_unlogged,
+              (long long)((s->last_now_ms - t->drop_log_ms) / 1000));
+    else
+        logf_(s, SW_LOG_INFO, "%s: dropping samples: %s", kind_name(kind), why);
+    t->drop_logged = 1;
+    t->drop_log_ms = s->last_now_ms;
+    t->drops_unlogged = 0;
     return 0;
 }
 
@@ -786,7 +801,6 @@ static int place(hls_stream_t *s, int kind, int64_t dts, int key, int64_t now_ms
     t->need_key = 0;
     t->have_last = 1;
     t->last_in90 = u;
-    t->drop_logged = 0;
     *out90 = u - s->offset90;
     return 1;
 }
@@ -866,8 +880,8 @@ static int write_video(hls_stream_t *s, const uint8_t *data, size_t len, int64_t
     if (reinit) {
         /* New parameters (a resolution change): the keyframe starts a segment of its own that
          * decodes with the new init. It is a cut for audio too, so msn stay aligned. */
-        logf_(s, SW_LOG_INFO, "hls: video parameters changed (%ux%u): init generation %u",
-              tr->width, tr->height, tr->init_gen);
+        logf_(s, SW_LOG_INFO, "video parameters changed (%ux%u): init generation %u", tr->width,
+              tr->height, tr->init_gen);
         if (t->seg_open) {
             if ((rv = close_segment(s, HLS_VIDEO)) != 0)
                 return rv;
@@ -948,7 +962,7 @@ static int write_aac(hls_stream_t *s, const uint8_t *data, size_t len, int64_t d
                                     &changed)) != 0)
                 return rv;
             if (had && changed) {
-                logf_(s, SW_LOG_INFO, "hls: audio config changed (%u Hz, %u ch)", h.sample_rate,
+                logf_(s, SW_LOG_INFO, "audio config changed (%u Hz, %u ch)", h.sample_rate,
                       h.channels);
                 if ((rv = close_segment(s, HLS_AUDIO)) != 0)
                     return rv;

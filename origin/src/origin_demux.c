@@ -30,7 +30,8 @@
  * outcomes that matter (a publisher dropped, samples rejected) are logged by us with the stream's
  * name, which libav's lines lack.
  */
-static void on_av_log(void *avcl, int level, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void on_av_log(void *avcl, int level, const char *fmt,
+                                                            va_list ap)
 {
     char line[512];
     if (level > AV_LOG_WARNING || !sw_log_enabled(SW_LOG_DEBUG))

@@ -28,7 +28,8 @@ int sw_log_level_parse(const char *s);
 /** Logs one line. `comp` names the component ("srt", "http", "hls"). Any thread. */
 void sw_log(int level, const char *comp, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-void sw_vlog(int level, const char *comp, const char *fmt, va_list ap);
+void sw_vlog(int level, const char *comp, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 #define sw_log_enabled(level) ((level) <= sw_log_get_level())
 
