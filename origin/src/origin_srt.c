@@ -556,10 +556,32 @@ static int pull_parse(origin__pull_t *pl, int default_latency, char *err, size_t
                 snprintf(pl->streamid, sizeof(pl->streamid), "%s", val);
             else if (nlen == 10 && strncmp(k, "passphrase", 10) == 0)
                 snprintf(pl->passphrase, sizeof(pl->passphrase), "%.79s", val);
-            else if (nlen == 7 && strncmp(k, "latency", 7) == 0)
-                pl->latency_ms = atoi(val);
-            else if (nlen == 8 && strncmp(k, "pbkeylen", 8) == 0)
+            else if (nlen == 7 && strncmp(k, "latency", 7) == 0) {
+                /* Milliseconds, as srt-live-transmit's URIs say it (ffmpeg's are microseconds:
+                 * 120000 there would be two minutes here, so it is refused). */
+                char *end;
+                long v = strtol(val, &end, 10);
+                if (*val == '\0' || *end != '\0' || v < 20 || v > 8000) {
+                    snprintf(err, errlen, "pull %s: latency=%s: expected milliseconds, 20 to 8000",
+                             pl->cfg.name, val);
+                    return -1;
+                }
+                pl->latency_ms = (int)v;
+            } else if (nlen == 8 && strncmp(k, "pbkeylen", 8) == 0) {
                 pl->pbkeylen = atoi(val);
+                if (pl->pbkeylen != 0 && pl->pbkeylen != 16 && pl->pbkeylen != 24 &&
+                    pl->pbkeylen != 32) {
+                    snprintf(err, errlen, "pull %s: pbkeylen=%s: expected 16, 24 or 32",
+                             pl->cfg.name, val);
+                    return -1;
+                }
+            } else {
+                snprintf(err, errlen,
+                         "pull %s: unknown parameter \"%.*s\" (streamid, passphrase, latency, "
+                         "pbkeylen)",
+                         pl->cfg.name, (int)nlen, k);
+                return -1;
+            }
         }
         q = amp;
     }
