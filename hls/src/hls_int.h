@@ -238,4 +238,9 @@ typedef struct hls_mp4_frag {
 int hls__mp4_read_fragment(const uint8_t *p, size_t len, hls_mp4_frag_t *out,
                            const char **err_desc);
 
+/* hls_playlist.c, shared with hls_mpd.c: one past the last complete segment of a track, and its
+ * peak bits/s (the packager's figure, else measured over recent segments, else a guess). */
+uint64_t hls__complete_end(const hls_track_t *t);
+uint64_t hls__peak_bandwidth(const hls_track_t *t);
+
 #endif

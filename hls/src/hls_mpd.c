@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "hls/hls.h"
+#include "hls_int.h"
 #include "sw/sw.h"
 
 #define DEFAULT_WINDOW_SEGMENTS 6
@@ -22,34 +23,6 @@
 static int usable(const hls_track_t *t)
 {
     return t != NULL && t->codec != HLS_CODEC_NONE && t->timescale != 0 && t->ring_cap != 0;
-}
-
-static uint64_t complete_end(const hls_track_t *t)
-{
-    if (t->next_msn == t->first_msn)
-        return t->first_msn;
-    return hls_track_segment(t, t->next_msn - 1)->complete ? t->next_msn : t->next_msn - 1;
-}
-
-/* Same estimate as the multivariant playlist: measured, else a guess from the codec. */
-static uint64_t peak_bandwidth(const hls_track_t *t)
-{
-    uint64_t bw = t->bandwidth, cend = complete_end(t);
-
-    for (uint64_t m = cend - t->first_msn > 16 ? cend - 16 : t->first_msn;
-         t->bandwidth == 0 && m < cend; m++) {
-        const hls_segment_t *seg = hls_track_segment(t, m);
-        if (seg->duration > 0 && seg->bytes * 8 * t->timescale / seg->duration > bw)
-            bw = seg->bytes * 8 * t->timescale / seg->duration;
-    }
-    if (bw != 0)
-        return bw;
-    if (t->kind == HLS_AUDIO)
-        return t->codec == HLS_CODEC_OPUS ? 96000 : 128000;
-    bw = (uint64_t)t->width * t->height * 3;
-    if (bw == 0)
-        return 2000000;
-    return bw > 300000 ? bw : 300000;
 }
 
 /* Appends ` name="PT<s>.<ms>S"`. */
@@ -110,8 +83,8 @@ static void put_adaptation(sw_str_t *out, const hls_view_t *v, const hls_track_t
 
     if (from < t->first_msn)
         from = t->first_msn;
-    if (to > complete_end(t))
-        to = complete_end(t);
+    if (to > hls__complete_end(t))
+        to = hls__complete_end(t);
     if (from >= to)
         return;
 
@@ -130,7 +103,7 @@ static void put_adaptation(sw_str_t *out, const hls_view_t *v, const hls_track_t
                       "audio_channel_configuration:2011\" value=\"%u\"/>\n",
                       t->channels);
     sw_str_printf(out, "      <Representation id=\"%s\" bandwidth=\"%llu\">\n", dir,
-                  (unsigned long long)peak_bandwidth(t));
+                  (unsigned long long)hls__peak_bandwidth(t));
     sw_str_printf(out,
                   "        <SegmentTemplate timescale=\"%u\" initialization=\"%s/init-%u.mp4\" "
                   "media=\"%s/$Number$.m4s\" startNumber=\"%llu\" presentationTimeOffset=\"%lld\"",
@@ -183,13 +156,13 @@ int hls_render_mpd(const hls_view_t *v, const hls_render_opts_t *o, sw_str_t *ou
         o = &defaults;
     /* The video track leads (its keyframes cut the segments); audio alone when there is none. */
     for (int k = 0; k < HLS_NTRACKS && ref == NULL; k++)
-        if (usable(v->tracks[k]) && complete_end(v->tracks[k]) > v->tracks[k]->first_msn)
+        if (usable(v->tracks[k]) && hls__complete_end(v->tracks[k]) > v->tracks[k]->first_msn)
             ref = v->tracks[k];
     if (ref == NULL)
         return HLS_ERR_AGAIN;
 
     uint32_t window = o->window_segments != 0 ? o->window_segments : DEFAULT_WINDOW_SEGMENTS;
-    uint64_t cend = complete_end(ref);
+    uint64_t cend = hls__complete_end(ref);
     uint64_t first = o->dvr || cend - ref->first_msn <= window ? ref->first_msn : cend - window;
     uint64_t maxd = ref->max_duration;
     for (uint64_t m = first; m < cend; m++)

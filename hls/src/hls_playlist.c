@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "hls/hls.h"
+#include "hls_int.h"
 #include "sw/sw.h"
 
 #define DEFAULT_WINDOW_SEGMENTS 6
@@ -26,7 +27,7 @@ static const char *dir_of(int kind)
 }
 
 /* One past the last complete segment. Only the newest retained segment may be in progress. */
-static uint64_t complete_end(const hls_track_t *t)
+uint64_t hls__complete_end(const hls_track_t *t)
 {
     if (t->ring_cap == 0 || t->next_msn == t->first_msn)
         return t->first_msn;
@@ -39,7 +40,7 @@ static uint64_t complete_end(const hls_track_t *t)
  */
 static int last_part(const hls_track_t *t, uint64_t *msn, uint32_t *part, int *has_part)
 {
-    if (complete_end(t) == t->first_msn)
+    if (hls__complete_end(t) == t->first_msn)
         return 0; /* the renderer answers HLS_ERR_AGAIN until a segment is complete */
     for (uint64_t m = t->next_msn; m > t->first_msn && m + 2 > t->next_msn; m--) {
         const hls_segment_t *seg = hls_track_segment(t, m - 1);
@@ -54,9 +55,9 @@ static int last_part(const hls_track_t *t, uint64_t *msn, uint32_t *part, int *h
 }
 
 /* Peak bits/s of a track: the packager's figure, else measured, else a guess from the codec. */
-static uint64_t peak_bandwidth(const hls_track_t *t)
+uint64_t hls__peak_bandwidth(const hls_track_t *t)
 {
-    uint64_t bw = t->bandwidth, cend = complete_end(t);
+    uint64_t bw = t->bandwidth, cend = hls__complete_end(t);
 
     /* The last few segments only: a DVR timeline holds thousands. */
     for (uint64_t m = cend - t->first_msn > 16 ? cend - 16 : t->first_msn;
@@ -115,7 +116,7 @@ int hls_render_multivariant(const hls_view_t *v, const hls_render_opts_t *o, sw_
         sw_str_printf(out, ",URI=\"a.m3u8%s\"\n", q);
     }
     if (vt != NULL) {
-        uint64_t bw = peak_bandwidth(vt) + (at != NULL ? peak_bandwidth(at) : 0);
+        uint64_t bw = hls__peak_bandwidth(vt) + (at != NULL ? hls__peak_bandwidth(at) : 0);
         sw_str_printf(out, "#EXT-X-STREAM-INF:BANDWIDTH=%llu,CODECS=\"%s%s%s\"",
                       (unsigned long long)bw, codecs_of(vt), at != NULL ? "," : "",
                       at != NULL ? codecs_of(at) : "");
@@ -126,7 +127,7 @@ int hls_render_multivariant(const hls_view_t *v, const hls_render_opts_t *o, sw_
         sw_str_printf(out, "\nv.m3u8%s\n", q);
     } else {
         sw_str_printf(out, "#EXT-X-STREAM-INF:BANDWIDTH=%llu,CODECS=\"%s\"\na.m3u8%s\n",
-                      (unsigned long long)peak_bandwidth(at), codecs_of(at), q);
+                      (unsigned long long)hls__peak_bandwidth(at), codecs_of(at), q);
     }
     if (out->failed) {
         out->len = len0;
@@ -151,7 +152,7 @@ typedef struct listing {
 static void plan(const hls_view_t *v, const hls_track_t *t, const hls_render_opts_t *o,
                  listing_t *l)
 {
-    uint64_t cend = complete_end(t);
+    uint64_t cend = hls__complete_end(t);
     uint32_t window = o->window_segments != 0 ? o->window_segments : DEFAULT_WINDOW_SEGMENTS;
     uint64_t ts = t->timescale;
 
@@ -236,7 +237,7 @@ int hls_render_media(const hls_view_t *v, int kind, const hls_render_opts_t *o, 
         return HLS_ERR_NOT_FOUND;
     if (!present(t = v->tracks[kind]) || t->ring_cap == 0)
         return HLS_ERR_NOT_FOUND;
-    if (complete_end(t) == t->first_msn)
+    if (hls__complete_end(t) == t->first_msn)
         return HLS_ERR_AGAIN;
     plan(v, t, o, &l);
 
@@ -336,7 +337,7 @@ int hls_track_block_state(const hls_track_t *t, const hls_query_t *q)
     if (q->msn < t->first_msn)
         return HLS_BLOCK_READY;
     if (!q->has_part)
-        return q->msn < complete_end(t) ? HLS_BLOCK_READY : HLS_BLOCK_WAIT;
+        return q->msn < hls__complete_end(t) ? HLS_BLOCK_READY : HLS_BLOCK_WAIT;
     if (q->msn < lmsn)
         return HLS_BLOCK_READY; /* a later segment has parts, so a later part exists */
     if (q->msn > lmsn)

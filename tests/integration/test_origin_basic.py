@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Origin acceptance 1: an ffmpeg publisher over SRT is served as LL-HLS and DASH within 3 s;
 ffmpeg decodes both through the origin; segments and parts last what the playlist says."""
+import json
 import os
 import subprocess
 import time
@@ -103,6 +104,10 @@ def main():
     check('type="dynamic"' in mpd and "SegmentTimeline" in mpd and "UTCTiming" in mpd and
           "availabilityTimeOffset" in mpd, "MPD is dynamic, low-latency, with a timeline")
     check(hdr.get("content-type", "").startswith("application/dash+xml"), "MPD content type")
+
+    st, _, body = o.get("/api/latency")
+    log(f"frame to servable part (the origin's own figure): {body.decode().strip()}")
+    check(st == 200 and json.loads(body).get("samples", 0) > 0, "/api/latency reports figures")
 
     pub.stop()
     check(not o.died_badly() and o.alive(), "origin still running")
