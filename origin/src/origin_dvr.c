@@ -26,10 +26,19 @@
 #include "sw/log.h"
 
 #define DVR_MAX_PARTS 256
+/* Bytes of index.log before it is compacted, and of its tail that compaction keeps. */
+#ifndef INDEX_MAX
+#define INDEX_MAX (1 << 20)
+#endif
+#ifndef INDEX_KEEP
+#define INDEX_KEEP (64 << 10)
+#endif
 
 typedef struct dvr_job {
     uv_work_t work;
+    struct dvr_job *next; /* in its stream's FIFO */
     struct origin *o;
+    origin_stream_t *st; /* the stream whose FIFO runs it; NULL for reads */
     char path[1100];
     char line[256]; /* index line to append after the write, or "" */
     int index_fd;
@@ -43,7 +52,7 @@ typedef struct dvr_job {
     int64_t prune_before_s;
 } dvr_job_t;
 
-enum { JOB_WRITE, JOB_UNLINK, JOB_READ, JOB_PRUNE };
+enum { JOB_WRITE, JOB_UNLINK, JOB_READ, JOB_PRUNE, JOB_COMPACT };
 
 static int write_all(int fd, struct iovec *iov, int n)
 {
@@ -157,6 +166,41 @@ static void do_prune(dvr_job_t *j)
     }
 }
 
+/* Keeps the last INDEX_KEEP bytes (whole lines) of the index. Runs in the stream's FIFO, so no
+ * other job appends meanwhile; the stream's descriptor is reopened by on_work_done(). */
+static void do_compact(dvr_job_t *j)
+{
+    char tmp[1200];
+    int in = open(j->path, O_RDONLY | O_CLOEXEC);
+    if (in < 0) {
+        j->rv = errno;
+        return;
+    }
+    off_t size = lseek(in, 0, SEEK_END);
+    off_t from = size > INDEX_KEEP ? size - INDEX_KEEP : 0;
+    char *buf = malloc(INDEX_KEEP);
+    ssize_t n = buf != NULL ? pread(in, buf, INDEX_KEEP, from) : -1;
+    close(in);
+    if (n < 0) {
+        j->rv = buf != NULL ? errno : ENOMEM;
+        free(buf);
+        return;
+    }
+    char *start = buf;
+    if (from > 0) { /* drop the partial first line */
+        char *nl = memchr(buf, '\n', (size_t)n);
+        start = nl != NULL ? nl + 1 : buf + n;
+    }
+    snprintf(tmp, sizeof(tmp), "%s.tmp", j->path);
+    int out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    struct iovec iov = {start, (size_t)(buf + n - start)};
+    if (out < 0 || write_all(out, &iov, 1) != 0 || close(out) != 0 || rename(tmp, j->path) != 0) {
+        j->rv = errno;
+        unlink(tmp);
+    }
+    free(buf);
+}
+
 static void on_work(uv_work_t *w)
 {
     dvr_job_t *j = sw_container_of(w, dvr_job_t, work);
@@ -173,6 +217,9 @@ static void on_work(uv_work_t *w)
         break;
     case JOB_PRUNE:
         do_prune(j);
+        break;
+    case JOB_COMPACT:
+        do_compact(j);
         break;
     }
 }
@@ -213,9 +260,36 @@ static void on_work_done(uv_work_t *w, int status)
         sw_log(SW_LOG_ERROR, "dvr", "%s %s: %s", j->op == JOB_WRITE ? "writing" : "removing",
                j->path, strerror(j->rv));
     }
+    if (j->op == JOB_COMPACT) {
+        origin_stream_t *st = j->st;
+        char p[1100];
+        if (j->rv != 0)
+            sw_log(SW_LOG_ERROR, "dvr", "compacting %s: %s", j->path, strerror(j->rv));
+        /* Reopen: the compacted file is a new inode, and no job of the stream is running. */
+        snprintf(p, sizeof(p), "%s/index.log", st->dir);
+        if (st->index_fd >= 0)
+            close(st->index_fd);
+        st->index_fd = open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        struct stat sb;
+        st->index_bytes =
+            st->index_fd >= 0 && fstat(st->index_fd, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+    }
+    origin_stream_t *st = j->st;
     for (uint32_t i = 0; i < j->nbufs; i++)
         sw_rbuf_unref(j->bufs[i]);
     free(j);
+    if (st != NULL) {
+        dvr_job_t *next = st->dvr_head;
+        st->dvr_running = NULL;
+        if (next != NULL) {
+            st->dvr_head = next->next;
+            if (st->dvr_head == NULL)
+                st->dvr_tail = NULL;
+            st->dvr_running = next;
+            if (uv_queue_work(next->o->loop, &next->work, on_work, on_work_done) != 0)
+                on_work_done(&next->work, UV_ECANCELED);
+        }
+    }
 }
 
 static dvr_job_t *job_new(struct origin *o, int op)
@@ -238,6 +312,23 @@ static void job_queue(dvr_job_t *j)
     }
 }
 
+/* Appends a write to its stream's FIFO; it runs once the jobs before it are done. */
+static void job_queue_ordered(origin_stream_t *st, dvr_job_t *j)
+{
+    j->st = st;
+    if (st->dvr_running == NULL) {
+        st->dvr_running = j;
+        if (uv_queue_work(j->o->loop, &j->work, on_work, on_work_done) != 0)
+            on_work_done(&j->work, UV_ECANCELED);
+        return;
+    }
+    if (st->dvr_tail != NULL)
+        st->dvr_tail->next = j;
+    else
+        st->dvr_head = j;
+    st->dvr_tail = j;
+}
+
 int origin__dvr_open(origin_stream_t *st)
 {
     char p[1100];
@@ -254,11 +345,14 @@ int origin__dvr_open(origin_stream_t *st)
     if (st->index_fd < 0)
         goto fail;
 
+    struct stat sb;
+    st->index_bytes = fstat(st->index_fd, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+
     dvr_job_t *j = job_new(st->o, JOB_PRUNE);
     if (j != NULL) {
         snprintf(j->path, sizeof(j->path), "%s", st->dir);
         j->prune_before_s = (int64_t)time(NULL) - (int64_t)st->o->hls_cfg.window_ms / 1000 - 60;
-        job_queue(j);
+        job_queue_ordered(st, j);
     }
     return 0;
 fail:
@@ -283,7 +377,7 @@ void origin__dvr_write_init(origin_stream_t *st, int kind, uint32_t gen, sw_rbuf
         return;
     snprintf(j->path, sizeof(j->path), "%s/%s/init-%u.mp4", st->dir, origin__kind_dir(kind), gen);
     j->bufs[j->nbufs++] = sw_rbuf_ref(init);
-    job_queue(j);
+    job_queue_ordered(st, j);
 }
 
 void origin__dvr_write_segment(origin_stream_t *st, int kind, const hls_segment_t *seg)
@@ -310,7 +404,13 @@ void origin__dvr_write_segment(origin_stream_t *st, int kind, const hls_segment_
              origin__kind_dir(kind), seg->msn, seg->start, seg->duration, seg->pdt_ms,
              seg->init_gen, seg->discontinuity, seg->bytes, hls_stream_origin_ms(st->hls));
     j->index_fd = st->index_fd;
-    job_queue(j);
+    st->index_bytes += strlen(j->line);
+    job_queue_ordered(st, j);
+    if (st->index_bytes > INDEX_MAX && (j = job_new(st->o, JOB_COMPACT)) != NULL) {
+        snprintf(j->path, sizeof(j->path), "%s/index.log", st->dir);
+        st->index_bytes = INDEX_KEEP; /* until the reopen says exactly */
+        job_queue_ordered(st, j);
+    }
 }
 
 void origin__dvr_expire(origin_stream_t *st, int kind, uint64_t msn)
@@ -320,7 +420,7 @@ void origin__dvr_expire(origin_stream_t *st, int kind, uint64_t msn)
         return;
     snprintf(j->path, sizeof(j->path), "%s/%s/%" PRIu64 ".m4s", st->dir, origin__kind_dir(kind),
              msn);
-    job_queue(j);
+    job_queue_ordered(st, j);
 }
 
 void origin__dvr_serve(origin_stream_t *st, sw_http_req_t *req, int kind, const char *file,

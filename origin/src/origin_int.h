@@ -81,6 +81,9 @@ struct origin_stream {
     int64_t part_ready_us[HLS_NTRACKS];
     origin_wait_list_t waiters[HLS_NTRACKS];
     int index_fd; /* data/NAME/index.log, appended per segment */
+    uint64_t index_bytes;
+    /* DVR writes of this stream, run one at a time in order (origin_dvr.c). */
+    struct dvr_job *dvr_running, *dvr_head, *dvr_tail;
 };
 
 struct origin {
