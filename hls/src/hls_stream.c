@@ -585,6 +585,7 @@ int hls_stream_new(hls_stream_t **out, const hls_stream_config_t *cfg, const hls
     for (int k = 0; k < HLS_NTRACKS; k++) {
         s->tracks[k].kind = k;
         s->tracks[k].first_msn = s->tracks[k].next_msn = cfg->first_msn;
+        s->tracks[k].init_gen = cfg->first_init_gen;
         s->t[k].mem_msn = cfg->first_msn;
         s->t[k].need_key = 1;
         hls__buf_init(&s->t[k].mdat);

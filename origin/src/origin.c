@@ -102,9 +102,11 @@ static origin_stream_t *stream_new(struct origin *o, const char *name)
     hls_stream_config_t cfg = o->hls_cfg;
     uint64_t next_msn = 0;
     int64_t origin_ms = 0;
-    if (origin__dvr_restore(o, name, &next_msn, &origin_ms) == 0) {
+    uint32_t init_gen = 0;
+    if (origin__dvr_restore(o, name, &next_msn, &origin_ms, &init_gen) == 0) {
         cfg.first_msn = next_msn;
         cfg.origin_ms = origin_ms;
+        cfg.first_init_gen = init_gen;
         sw_log(SW_LOG_INFO, "origin", "%s: continuing after a restart at media sequence %llu", name,
                (unsigned long long)next_msn);
     }

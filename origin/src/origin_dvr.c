@@ -438,7 +438,8 @@ void origin__dvr_serve(origin_stream_t *st, sw_http_req_t *req, int kind, const 
     job_queue(j);
 }
 
-int origin__dvr_restore(struct origin *o, const char *name, uint64_t *next_msn, int64_t *origin_ms)
+int origin__dvr_restore(struct origin *o, const char *name, uint64_t *next_msn, int64_t *origin_ms,
+                        uint32_t *init_gen)
 {
     char p[1100];
     snprintf(p, sizeof(p), "%s/%s/index.log", o->data_dir, name);
@@ -450,6 +451,7 @@ int origin__dvr_restore(struct origin *o, const char *name, uint64_t *next_msn, 
     int found = 0;
     uint64_t max_msn = 0;
     int64_t om = 0;
+    unsigned max_gen = 0;
     while (fgets(line, sizeof(line), f) != NULL) {
         char kind[4];
         uint64_t msn, dur, bytes;
@@ -464,6 +466,8 @@ int origin__dvr_restore(struct origin *o, const char *name, uint64_t *next_msn, 
             max_msn = msn;
             om = line_origin;
         }
+        if (gen > max_gen)
+            max_gen = gen;
         found = 1;
     }
     fclose(f);
@@ -473,5 +477,7 @@ int origin__dvr_restore(struct origin *o, const char *name, uint64_t *next_msn, 
      * been served in part under the next number. */
     *next_msn = max_msn + 2;
     *origin_ms = om;
+    /* The init segments of the earlier run stay on disk for its segments: number past them. */
+    *init_gen = max_gen;
     return 0;
 }

@@ -138,7 +138,8 @@ void origin__dvr_write_init(origin_stream_t *st, int kind, uint32_t gen, sw_rbuf
 void origin__dvr_write_segment(origin_stream_t *st, int kind, const hls_segment_t *seg);
 void origin__dvr_expire(origin_stream_t *st, int kind, uint64_t msn);
 /* Reads data/NAME/index.log: the next msn and the wall clock of output time 0 of a past run. */
-int origin__dvr_restore(struct origin *o, const char *name, uint64_t *next_msn, int64_t *origin_ms);
+int origin__dvr_restore(struct origin *o, const char *name, uint64_t *next_msn, int64_t *origin_ms,
+                        uint32_t *init_gen);
 /* Serves data/NAME/{v,a}/FILE from disk (async read); 404 when absent. */
 void origin__dvr_serve(origin_stream_t *st, sw_http_req_t *req, int kind, const char *file,
                        const char *content_type);

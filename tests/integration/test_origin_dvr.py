@@ -36,7 +36,7 @@ def main():
     o2 = Origin(data=o.data, name="origin2")
     st, hdr, again = o2.get(f"/live/dvr/{first['uri']}")
     check(st == 200 and again == seg0, f"after a restart the same segment is served, byte for byte ({st})")
-    st, _, _ = o2.get(f"/live/dvr/{first['map']}")
+    st, _, init0 = o2.get(f"/live/dvr/{first['map']}")
     check(st == 200, "and its init segment")
     check(o2.get("/live/dvr/v/999999.m4s")[0] == 404, "an absent segment is 404")
     check(o2.get("/api/streams/dvr")[0] == 200, "the stream is known again, offline")
@@ -48,6 +48,11 @@ def main():
     if pl:
         got = pl["segments"][0]["msn"] if pl["segments"] else pl["next_msn"]
         check(got >= last_msn, f"the media sequence continues after the restart ({last_msn} -> {got})")
+        new_map = pl["segments"][0]["map"] if pl["segments"] else None
+        check(new_map is not None and new_map != first["map"],
+              f"the new run's init segment has a new name ({first['map']} -> {new_map})")
+        check(o2.get(f"/live/dvr/{first['map']}")[2] == init0,
+              "the earlier run's init segment is untouched, so its segments still decode")
     pub2.stop()
     check(o2.alive() and not o2.died_badly(), "origin still running")
     check(o2.stop() == 0, "origin exits 0")

@@ -123,7 +123,8 @@ typedef struct hls_stream_config {
     uint32_t mem_segments; /* recent segments whose bytes stay in memory, default 8 */
     uint32_t max_gap_ms; /* a forward timestamp jump above this is a discontinuity, default 5000 */
     uint64_t first_msn;  /* the first media sequence number (to continue after a restart) */
-    int64_t origin_ms;   /* wall clock of output time 0; 0 means "at the first sample" */
+    uint32_t first_init_gen; /* init generations are numbered after this one (likewise) */
+    int64_t origin_ms;       /* wall clock of output time 0; 0 means "at the first sample" */
 } hls_stream_config_t;
 
 /** Fills `cfg` with the defaults above. */
