@@ -323,9 +323,12 @@ void origin__waiters_on_part(origin_stream_t *st, int kind)
                 else
                     respond_error(w->req, 404, "part no longer in memory");
                 waiter_done(w);
-            } else if (seg == NULL && t->next_msn > w->q.msn + 1) {
+            } else if ((seg == NULL && t->next_msn > w->q.msn + 1) ||
+                       (seg != NULL && seg->complete)) {
+                /* A preload hint names the next part before the packager knows whether a
+                 * keyframe will end the segment first; if it did, that part never comes. */
                 sw_http_req_on_abort(w->req, NULL, NULL);
-                respond_error(w->req, 404, "no such part");
+                respond_error(w->req, 404, "no such part: its segment ended before it");
                 waiter_done(w);
             }
             break;

@@ -130,6 +130,18 @@ class Proc:
                 self.p.wait(5)
         return self.p.returncode
 
+    def stop_clean(self, timeout=20):
+        """Stops it and says whether it exited 0 by itself after SIGTERM; on anything else the
+        tail of its output is printed, since that is where a sanitizer report or a crash shows."""
+        killed_before = self.sent_signal
+        rc = self.stop(timeout)
+        if rc == 0:
+            return True
+        why = "killed after ignoring SIGTERM" if self.sent_signal == signal.SIGKILL else f"exit status {rc}"
+        print(f"--- {self.name}: {why}; last 6000 bytes of its output ---\n{self.output()[-6000:]}",
+              flush=True)
+        return False
+
     def died_badly(self):
         """True if it exited through a signal we did not send (a crash, an abort, ASan)."""
         rc = self.p.poll()

@@ -111,8 +111,7 @@ def main():
 
     pub.stop()
     check(not o.died_badly() and o.alive(), "origin still running")
-    rc = o.stop()
-    check(rc == 0, f"origin exits 0 on SIGTERM (rc={rc})")
+    check(o.stop_clean(), "origin exits 0 on SIGTERM")
 
 
 if __name__ == "__main__":

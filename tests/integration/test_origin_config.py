@@ -67,7 +67,7 @@ def main():
     p = Proc([ORIGIN, "-c", path, "--http", f"127.0.0.1:{port}"], "origin-flags")
     check(wait_for(lambda: http_get(f"http://127.0.0.1:{port}/healthz", timeout=1)[0] == 200, 10),
           "--http overrides the file's http")
-    check(p.stop() == 0, "and it exits 0 on SIGTERM")
+    check(p.stop_clean(), "and it exits 0 on SIGTERM")
 
     # An address that cannot be bound is a clear start-up error.
     r = subprocess.run([ORIGIN, "--srt", f"127.0.0.1:{free_udp_port()}", "--http", "256.1.1.1:80",

@@ -30,7 +30,7 @@ def main():
     last_msn = parse_media_playlist(o.get("/live/dvr/v.m3u8?dvr=1")[2].decode())["next_msn"]
     pub.stop()
     time.sleep(1)
-    check(o.stop() == 0, "origin exits 0")
+    check(o.stop_clean(), "origin exits 0")
 
     # Restart on the same data folder: old segments are still served, from disk.
     o2 = Origin(data=o.data, name="origin2")
@@ -55,7 +55,7 @@ def main():
               "the earlier run's init segment is untouched, so its segments still decode")
     pub2.stop()
     check(o2.alive() and not o2.died_badly(), "origin still running")
-    check(o2.stop() == 0, "origin exits 0")
+    check(o2.stop_clean(), "origin exits 0")
 
 
 if __name__ == "__main__":

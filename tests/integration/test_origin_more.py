@@ -98,7 +98,7 @@ def main():
     lst.stop()
     enc.kill()
     check(o.alive() and not o.died_badly(), "origin still running")
-    check(o.stop() == 0, "origin exits 0 on SIGTERM")
+    check(o.stop_clean(), "origin exits 0 on SIGTERM")
 
 
 if __name__ == "__main__":

@@ -48,14 +48,14 @@ def main():
           "unpublish removes the registration")
     check("rd" not in redis_cli(port, "SMEMBERS", "sw:streams").split(), "and the set entry")
     check(o.alive() and not o.died_badly(), "origin still running")
-    check(o.stop() == 0, "origin exits 0 on SIGTERM")
+    check(o.stop_clean(), "origin exits 0 on SIGTERM")
 
     # An origin whose Redis is not there at all starts and serves.
     o2 = Origin(redis=f"redis://127.0.0.1:{free_port()}", name="origin-noredis")
     pub2 = ffmpeg_publish(o2.srt_url("live/rd"), seconds=None, size="320x240", name="pub2")
     check(wait_for(lambda: last_msn(o2) >= 0, 15), "origin without a reachable Redis serves")
     pub2.stop()
-    check(o2.stop() == 0, "and exits 0")
+    check(o2.stop_clean(), "and exits 0")
     rs2.stop()
 
 
