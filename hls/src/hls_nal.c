@@ -67,16 +67,21 @@ int32_t hls__br_se(hls_br_t *br)
 
 /* ---- Annex-B ---- */
 
-/* Offset of the next 00 00 01 at or after `i`, or len. */
+/*
+ * Offset of the next 00 00 01 at or after `i`, or len. Every byte of every video frame passes
+ * here, so it looks for the rare 01 byte with memchr (vectorised by the C library) and only then
+ * checks the two zeros before it.
+ */
 static size_t find_start(const uint8_t *p, size_t len, size_t i)
 {
     while (i + 3 <= len) {
-        if (p[i + 2] > 1)
-            i += 3;
-        else if (p[i] == 0 && p[i + 1] == 0 && p[i + 2] == 1)
-            return i;
-        else
-            i++;
+        const uint8_t *one = memchr(p + i + 2, 1, len - i - 2);
+        if (one == NULL)
+            return len;
+        size_t k = (size_t)(one - p);
+        if (p[k - 1] == 0 && p[k - 2] == 0)
+            return k - 2;
+        i = k - 1; /* the next 01 must be past this one */
     }
     return len;
 }
