@@ -135,6 +135,79 @@ static void stream_free(origin_stream_t *st)
     free(st);
 }
 
+/*
+ * Publisher -> stream, looked up for every packet: an open-addressing table keyed by the
+ * publisher's address (live publishers only, so it stays small), with backward-shift deletion.
+ */
+static size_t pub_slot(const struct origin *o, const origin_pub_t *pub)
+{
+    uintptr_t h = (uintptr_t)pub;
+    h ^= h >> 17;
+    h *= (uintptr_t)0x9e3779b97f4a7c15ull;
+    return (size_t)(h >> 7) & (o->pubmap_cap - 1);
+}
+
+static int pubmap_put(struct origin *o, origin_pub_t *pub, origin_stream_t *st)
+{
+    if ((o->pubmap_n + 1) * 2 > o->pubmap_cap) {
+        size_t cap = o->pubmap_cap ? o->pubmap_cap * 2 : 64;
+        origin_pubmap_entry_t *old = o->pubmap, *e = calloc(cap, sizeof(*e));
+        size_t old_cap = o->pubmap_cap;
+        if (e == NULL)
+            return -1;
+        o->pubmap = e;
+        o->pubmap_cap = cap;
+        o->pubmap_n = 0;
+        for (size_t i = 0; i < old_cap; i++)
+            if (old[i].pub != NULL)
+                pubmap_put(o, old[i].pub, old[i].st);
+        free(old);
+    }
+    size_t i = pub_slot(o, pub);
+    while (o->pubmap[i].pub != NULL && o->pubmap[i].pub != pub)
+        i = (i + 1) & (o->pubmap_cap - 1);
+    if (o->pubmap[i].pub == NULL)
+        o->pubmap_n++;
+    o->pubmap[i].pub = pub;
+    o->pubmap[i].st = st;
+    return 0;
+}
+
+static void pubmap_del(struct origin *o, origin_pub_t *pub)
+{
+    if (o->pubmap_cap == 0)
+        return;
+    size_t mask = o->pubmap_cap - 1, i = pub_slot(o, pub);
+    while (o->pubmap[i].pub != pub) {
+        if (o->pubmap[i].pub == NULL)
+            return;
+        i = (i + 1) & mask;
+    }
+    /* Shift back the entries that probed past the hole. */
+    for (size_t j = (i + 1) & mask; o->pubmap[j].pub != NULL; j = (j + 1) & mask) {
+        size_t home = pub_slot(o, o->pubmap[j].pub);
+        if (((j - home) & mask) >= ((j - i) & mask)) {
+            o->pubmap[i] = o->pubmap[j];
+            i = j;
+        }
+    }
+    o->pubmap[i].pub = NULL;
+    o->pubmap[i].st = NULL;
+    o->pubmap_n--;
+}
+
+static origin_stream_t *stream_of(struct origin *o, origin_pub_t *pub)
+{
+    if (o->pubmap_cap == 0)
+        return NULL;
+    for (size_t i = pub_slot(o, pub);; i = (i + 1) & (o->pubmap_cap - 1)) {
+        if (o->pubmap[i].pub == pub)
+            return o->pubmap[i].st;
+        if (o->pubmap[i].pub == NULL)
+            return NULL;
+    }
+}
+
 /* Ingest events. */
 
 static void on_publish(void *data, origin_pub_t *pub, const char *name, const char *peer)
@@ -158,6 +231,11 @@ static void on_publish(void *data, origin_pub_t *pub, const char *name, const ch
         origin_ingest_drop(o->ingest, pub, "stream already live");
         return;
     }
+    if (pubmap_put(o, pub, st) != 0) {
+        sw_log(SW_LOG_ERROR, "origin", "%s: out of memory; dropping the publisher", name);
+        origin_ingest_drop(o->ingest, pub, "origin out of memory");
+        return;
+    }
     if (st->publishes > 0)
         hls_stream_discontinuity(st->hls, sw_now_ms());
     st->pub = pub;
@@ -169,14 +247,6 @@ static void on_publish(void *data, origin_pub_t *pub, const char *name, const ch
            (unsigned long long)st->publishes);
     if (o->redis != NULL)
         origin__redis_announce(o->redis, st);
-}
-
-static origin_stream_t *stream_of(struct origin *o, origin_pub_t *pub)
-{
-    for (origin_stream_t *st = o->streams; st != NULL; st = st->next)
-        if (st->pub == pub)
-            return st;
-    return NULL;
 }
 
 static void on_track(void *data, origin_pub_t *pub, int kind, const hls_track_info_t *info)
@@ -242,6 +312,7 @@ static void on_unpublish(void *data, origin_pub_t *pub, const char *reason)
     if (st == NULL)
         return;
     st->pub = NULL;
+    pubmap_del(o, pub);
     o->unpublishes_total++;
     hls_stream_discontinuity(st->hls, sw_now_ms());
     sw_log(SW_LOG_INFO, "origin", "%s: publisher %s left after %llds: %s", st->name, st->peer,
@@ -486,6 +557,7 @@ void origin_free(origin_t *o)
     }
     if (o->http != NULL)
         sw_http_server_free(o->http);
+    free(o->pubmap);
     free(o->data_dir);
     free(o->public_url);
     free(o);

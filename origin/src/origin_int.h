@@ -86,6 +86,11 @@ struct origin_stream {
     struct dvr_job *dvr_running, *dvr_head, *dvr_tail;
 };
 
+typedef struct origin_pubmap_entry {
+    origin_pub_t *pub;
+    origin_stream_t *st;
+} origin_pubmap_entry_t;
+
 struct origin {
     uv_loop_t *loop;
     hls_stream_config_t hls_cfg;
@@ -102,6 +107,8 @@ struct origin {
 
     origin_stream_t *streams;
     size_t nstreams;
+    origin_pubmap_entry_t *pubmap; /* live publisher -> stream (origin.c) */
+    size_t pubmap_cap, pubmap_n;
     int64_t started_ms;
     int closing;
     int pending_closes;
