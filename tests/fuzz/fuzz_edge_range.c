@@ -1,0 +1,53 @@
+/*
+ * fuzz_edge_range.c: edge_range_parse() and edge_etag_match() on arbitrary bytes. The first byte
+ * picks the representation length (or unknown). Checks that every range returned lies inside the
+ * representation, that there are at most EDGE_RANGE_MAX, and that none overlap.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "edge/http_util.h"
+
+#define CHECK(c)                                                                                   \
+    do {                                                                                           \
+        if (!(c))                                                                                  \
+            abort();                                                                               \
+    } while (0)
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static const int64_t lengths[] = {-1, 0, 1, 100, 1000, 1 << 20, INT64_MAX};
+    edge_range_set_t rs;
+    const char *why = NULL;
+
+    if (size < 1)
+        return 0;
+    int64_t len = lengths[data[0] % (sizeof(lengths) / sizeof(lengths[0]))];
+    const char *hdr = (const char *)data + 1;
+    size_t n = size - 1;
+
+    int rv = edge_range_parse(hdr, n, len, &rs, &why);
+    CHECK(rv == EDGE_RANGE_NONE || rv == EDGE_RANGE_RANGES || rv == EDGE_RANGE_UNSATISFIABLE);
+    if (rv == EDGE_RANGE_RANGES) {
+        CHECK(rs.n >= 1 && rs.n <= EDGE_RANGE_MAX);
+        for (size_t i = 0; i < rs.n; i++) {
+            CHECK(rs.r[i].first <= rs.r[i].last);
+            if (len >= 0)
+                CHECK(rs.r[i].last < (uint64_t)len);
+            for (size_t j = i + 1; j < rs.n; j++)
+                CHECK(rs.r[i].last < rs.r[j].first || rs.r[j].last < rs.r[i].first);
+        }
+    } else {
+        CHECK(why != NULL);
+        CHECK(rv != EDGE_RANGE_UNSATISFIABLE || len >= 0);
+    }
+
+    int m = edge_etag_match(hdr, n, "W/\"abc\"");
+    CHECK(m == 0 || m == 1 || m == EDGE_ERR_INVAL);
+    m = edge_etag_match(hdr, n, NULL);
+    CHECK(m == 0 || m == 1 || m == EDGE_ERR_INVAL);
+    return 0;
+}
