@@ -460,7 +460,6 @@ int origin_new(origin_t **out, uv_loop_t *loop, const origin_config_t *cfg, char
         .latency_ms = (int)cfg->srt_latency_ms,
         .stall_ms = (int)cfg->srt_stall_ms,
         .probe_ms = (int)cfg->srt_probe_ms,
-        .queue_bytes = (size_t)cfg->srt_queue_bytes,
         .rules = rules,
         .nrules = cfg->nrules,
         .pulls = pulls,

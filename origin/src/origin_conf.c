@@ -116,8 +116,6 @@ static const sw_conf_key_t keys[] = {
      "a publisher that sends no media for this long is dropped"},
     {"srt", "probe_timeout", SW_CONF_DURATION, OFF(srt_probe_ms), 500, 60000, NULL, "5s",
      "a publisher without H.264/HEVC video or AAC/Opus audio by then is dropped"},
-    {"srt", "queue_size", SW_CONF_SIZE, OFF(srt_queue_bytes), 65536, 1 << 30, NULL, "8M",
-     "bytes buffered per publisher between SRT and the demuxer"},
     {"hls", "segment_duration", SW_CONF_DURATION, OFF(segment_ms), 500, 20000, NULL, "2s",
      "target segment duration (segments start on keyframes)"},
     {"hls", "part_duration", SW_CONF_DURATION, OFF(part_ms), 100, 5000, NULL, "334ms",
@@ -160,7 +158,6 @@ void origin_config_init(origin_config_t *c)
     c->srt_latency_ms = 120;
     c->srt_stall_ms = 10000;
     c->srt_probe_ms = 5000;
-    c->srt_queue_bytes = 8 << 20;
     c->segment_ms = 2000;
     c->part_ms = 334;
     c->dvr_ms = 2 * 3600000;

@@ -1,15 +1,19 @@
 /*
- * origin_demux.c: one thread per publisher runs libavformat's MPEG-TS demuxer over the bytes the
- * SRT thread queues (origin_srt.c), and posts on_track / on_packet events to the loop.
+ * origin_demux.c: one thread per publisher reads its SRT socket and runs libavformat's MPEG-TS
+ * demuxer over those bytes, and posts on_track / on_packet events to the loop.
  *
- * Latency: the read callback hands over whatever is queued without waiting for a full buffer;
- * the probe size is small (mpegts only needs PAT/PMT, and streams found later are added on the
- * fly) and avformat_find_stream_info() is never called, so av_read_frame() returns each access
- * unit as soon as the TS demuxer and the codec parser have seen its end.
+ * The AVIO read callback calls srt_recvmsg() itself, as ffmpeg's srt:// protocol does: the socket
+ * is blocking with a receive timeout of ORIGIN__RCV_TIMEOUT_MS (set by origin_srt.c), so the
+ * thread sleeps inside libsrt until a message is ready and wakes at least that often to check its
+ * stop, stall and probe deadlines. An API drop or a shutdown sets `stop`, seen within one timeout.
  *
- * Every wait is bounded: the read callback waits on the publisher's condition variable for at
- * most WAIT_MS at a time and checks stop, stall and probe deadlines in between.
+ * Latency: the read callback returns as soon as it has one message, plus those that are ready
+ * already, without waiting for a full buffer; the probe size is small (mpegts only needs PAT/PMT,
+ * and streams found later are added on the fly) and avformat_find_stream_info() is never called,
+ * so av_read_frame() returns each access unit as soon as the TS demuxer and the codec parser have
+ * seen its end.
  */
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,7 +58,13 @@ void origin__demux_global_init(void)
 #define AVIO_BUF_SIZE (64 * 1024)
 #define PROBE_SIZE    (188 * 40)
 #define SNIFF_BYTES   (188 * 10)
-#define WAIT_MS       100
+/* Room for one SRT message: live mode carries at most SRT_LIVE_MAX_PLSIZE (1456) bytes. */
+#define MSG_MAX   1500
+#define CARRY_CAP (SNIFF_BYTES + MSG_MAX)
+/* After one message, read on while more are ready, up to this many per read callback. */
+#ifndef ORIGIN_DEMUX_BATCH
+#define ORIGIN_DEMUX_BATCH 32
+#endif
 /* A track slot silent for this long may be taken by another stream of the same kind. */
 #define SLOT_SWITCH_NS (2000 * 1000000ull)
 
@@ -67,9 +77,13 @@ typedef struct demux {
     int slot_index[HLS_NTRACKS]; /* AVStream index feeding each slot, or -1 */
     hls_codec_t slot_codec[HLS_NTRACKS];
     uint64_t slot_last_ns[HLS_NTRACKS];
-    int64_t slot_next_dts[HLS_NTRACKS]; /* expected dts of the next packet, or AV_NOPTS_VALUE */
-    uint64_t logged_ignored;            /* stream indices < 64 already logged as ignored */
-    uint64_t no_ts;                     /* packets dropped for having no timestamp */
+    int64_t slot_next_dts[HLS_NTRACKS];  /* expected dts of the next packet, or AV_NOPTS_VALUE */
+    uint64_t logged_ignored;             /* stream indices < 64 already logged as ignored */
+    uint64_t no_ts;                      /* packets dropped for having no timestamp */
+    int eof;                             /* the socket is gone: no more bytes will come */
+    char eof_reason[ORIGIN__REASON_MAX]; /* why; recorded once `carry` is served */
+    size_t carry_off, carry_len;         /* bytes read but not yet handed to libavformat */
+    uint8_t carry[CARRY_CAP];
 } demux_t;
 
 /* Checks the stop, stall and probe deadlines with pub->mutex held; records why. Returns 1 to stop.
@@ -81,7 +95,7 @@ static int must_stop_locked(demux_t *d)
 
     if (pub->stop || pub->reason[0] != '\0')
         return 1;
-    if (!pub->eof && now - pub->last_bytes_ns > (uint64_t)d->in->stall_ms * 1000000) {
+    if (!d->eof && now - pub->last_bytes_ns > (uint64_t)d->in->stall_ms * 1000000) {
         snprintf(pub->reason, sizeof(pub->reason), "stalled: no bytes for %.1f s",
                  (now - pub->last_bytes_ns) / 1e9);
         return 1;
@@ -113,79 +127,92 @@ static int on_interrupt(void *opaque)
     return must_stop(opaque);
 }
 
-static void wait_a_bit(origin_pub_t *pub)
+/* The socket ended with SRT error `err` (0: closed): records why, for when its bytes are used. */
+static void socket_ended(demux_t *d, int err)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += WAIT_MS * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    pthread_cond_timedwait(&pub->cond, &pub->mutex, &ts);
+    uint64_t idle_ms = (sw_mono_ns() - d->pub->last_bytes_ns) / 1000000;
+
+    if (idle_ms >= 4000)
+        snprintf(d->eof_reason, sizeof(d->eof_reason),
+                 "connection timed out (no packets from the peer for %.1f s)", idle_ms / 1000.0);
+    else if (err == SRT_ECONNLOST || err == 0)
+        snprintf(d->eof_reason, sizeof(d->eof_reason), "peer closed the connection");
+    else
+        snprintf(d->eof_reason, sizeof(d->eof_reason), "connection error: %s",
+                 srt_strerror(err, 0));
+    d->eof = 1;
 }
 
-/* Copies up to `size` queued bytes, freeing consumed chunks. pub->mutex held. */
-static size_t take_locked(origin_pub_t *pub, uint8_t *buf, size_t size, int consume)
+/* Reads one message into `buf` (at least MSG_MAX bytes of room), waiting up to the socket's
+ * receive timeout. Returns its length, 0 when none came in time, or -1 when the socket ended. */
+static int recv_one(demux_t *d, uint8_t *buf, size_t room)
 {
-    size_t n = 0;
-    origin__chunk_t *c = pub->head;
+    origin_pub_t *pub = d->pub;
+    int r = srt_recvmsg(pub->sock, (char *)buf, room > INT_MAX ? INT_MAX : (int)room);
 
-    while (c != NULL && n < size) {
-        size_t k = c->len - c->off;
-        if (k > size - n)
-            k = size - n;
-        memcpy(buf + n, c->data + c->off, k);
-        n += k;
-        if (consume)
-            pub->taken_ns = c->ns;
-        if (!consume) {
-            c = c->next;
-            continue;
-        }
-        c->off += k;
-        if (c->off == c->len) {
-            pub->head = c->next;
-            if (pub->head == NULL)
-                pub->tail = NULL;
-            free(c);
-            c = pub->head;
-        }
+    if (r > 0) {
+        pub->bytes_in += (uint64_t)r;
+        pub->last_bytes_ns = sw_mono_ns();
+        return r;
     }
-    if (consume)
-        pub->queued -= n;
-    return n;
+    int err = r == 0 ? 0 : srt_getlasterror(NULL);
+    if (r < 0 && (err == SRT_ETIMEOUT || err == SRT_EASYNCRCV))
+        return 0;
+    socket_ended(d, err);
+    return -1;
+}
+
+/* Whether a message is ready to read without waiting. Cheaper than a failed non-blocking read,
+ * which libsrt reports by throwing (and catching) a C++ exception. */
+static int ready(demux_t *d)
+{
+    int32_t ev = 0;
+    int len = sizeof(ev);
+
+    return srt_getsockflag(d->pub->sock, SRTO_EVENT, &ev, &len) == 0 && (ev & SRT_EPOLL_IN) != 0;
 }
 
 /* The AVIO read callback: blocks until bytes, the end of the socket, or a reason to stop. */
 static int on_read(void *opaque, uint8_t *buf, int size)
 {
     demux_t *d = opaque;
-    origin_pub_t *pub = d->pub;
-    int rv;
+    size_t room = (size_t)size, n = 0;
 
-    pthread_mutex_lock(&pub->mutex);
     for (;;) {
         /* Checked before serving bytes too: garbage that never completes a PES packet keeps
          * av_read_frame() reading, and only this callback sees the deadlines then. */
-        if (must_stop_locked(d)) {
-            rv = AVERROR_EXIT;
-            break;
+        if (must_stop(d))
+            return AVERROR_EXIT;
+        if (d->carry_len > d->carry_off) {
+            n = d->carry_len - d->carry_off;
+            if (n > room)
+                n = room;
+            memcpy(buf, d->carry + d->carry_off, n);
+            d->carry_off += n;
+            return (int)n;
         }
-        if (pub->queued > 0) {
-            rv = (int)take_locked(pub, buf, (size_t)size, 1);
-            break;
+        if (d->eof) {
+            origin__pub_set_reason(d->pub, "%s", d->eof_reason);
+            return AVERROR_EOF;
         }
-        if (pub->eof) {
-            if (pub->reason[0] == '\0')
-                snprintf(pub->reason, sizeof(pub->reason), "%s", pub->eof_reason);
-            rv = AVERROR_EOF;
-            break;
+        int r;
+        if (room >= MSG_MAX) {
+            if ((r = recv_one(d, buf, room)) > 0) {
+                n = (size_t)r;
+                break;
+            }
+        } else if ((r = recv_one(d, d->carry, sizeof(d->carry))) > 0) {
+            d->carry_off = 0;
+            d->carry_len = (size_t)r;
         }
-        wait_a_bit(pub);
     }
-    pthread_mutex_unlock(&pub->mutex);
-    return rv;
+    for (int i = 1; i < ORIGIN_DEMUX_BATCH && room - n >= MSG_MAX && ready(d); i++) {
+        int r = recv_one(d, buf + n, room - n);
+        if (r <= 0)
+            break; /* an end is reported by the next call, after these bytes */
+        n += (size_t)r;
+    }
+    return (int)n;
 }
 
 /* Whether `b` looks like a transport stream: a 0x47 sync byte every 188 (or 192, 204) bytes. */
@@ -206,40 +233,32 @@ static int looks_like_ts(const uint8_t *b, size_t len)
     return 0;
 }
 
-/* Waits for the first bytes and checks them, so that random bytes get a clear reason. */
+/* Reads the first bytes and checks them, so that random bytes get a clear reason. The bytes stay
+ * in `carry` for the demuxer. */
 static int sniff(demux_t *d)
 {
     origin_pub_t *pub = d->pub;
-    uint8_t b[SNIFF_BYTES];
-    size_t n = 0;
-    int rv = -1;
 
-    pthread_mutex_lock(&pub->mutex);
-    for (;;) {
-        if (pub->queued >= SNIFF_BYTES || (pub->eof && pub->queued > 0)) {
-            n = take_locked(pub, b, sizeof(b), 0);
+    while (d->carry_len < SNIFF_BYTES) {
+        if (d->eof)
             break;
-        }
-        if (must_stop_locked(d))
-            goto out;
-        if (pub->eof) {
-            if (pub->reason[0] == '\0')
-                snprintf(pub->reason, sizeof(pub->reason), "%.120s before sending any bytes",
-                         pub->eof_reason);
-            goto out;
-        }
-        wait_a_bit(pub);
+        if (must_stop(d))
+            return -1;
+        int r = recv_one(d, d->carry + d->carry_len, sizeof(d->carry) - d->carry_len);
+        if (r > 0)
+            d->carry_len += (size_t)r;
     }
-    if (!looks_like_ts(b, n)) {
-        if (pub->reason[0] == '\0')
-            snprintf(pub->reason, sizeof(pub->reason),
-                     "not MPEG-TS: no 0x47 sync byte every 188 bytes in the first %zu bytes", n);
-        goto out;
+    if (d->carry_len == 0) {
+        origin__pub_set_reason(pub, "%.120s before sending any bytes", d->eof_reason);
+        return -1;
     }
-    rv = 0;
-out:
-    pthread_mutex_unlock(&pub->mutex);
-    return rv;
+    size_t n = d->carry_len < SNIFF_BYTES ? d->carry_len : SNIFF_BYTES;
+    if (!looks_like_ts(d->carry, n)) {
+        origin__pub_set_reason(
+            pub, "not MPEG-TS: no 0x47 sync byte every 188 bytes in the first %zu bytes", n);
+        return -1;
+    }
+    return 0;
 }
 
 static hls_codec_t map_codec(enum AVCodecID id)
@@ -434,9 +453,7 @@ static int on_packet(demux_t *d, const AVFormatContext *fmt, const AVPacket *pkt
 #ifdef ORIGIN_DEMUX_TRACE
     /* Hand check of the demuxer's delay: from the arrival of the newest bytes it had read when
      * this packet came out, to now. */
-    pthread_mutex_lock(&d->pub->mutex);
-    uint64_t taken = d->pub->taken_ns;
-    pthread_mutex_unlock(&d->pub->mutex);
+    uint64_t taken = d->pub->last_bytes_ns;
     sw_log(SW_LOG_DEBUG, "srt", "%s: trace kind=%d size=%d demux_us=%llu", d->pub->name, kind,
            pkt->size, (unsigned long long)((now - taken) / 1000));
 #endif
@@ -524,14 +541,24 @@ void *origin__demux_main(void *arg)
 {
     origin_pub_t *pub = arg;
     origin_ingest_t *in = pub->in;
-    demux_t d = {.pub = pub, .in = in, .start_ns = sw_mono_ns()};
+    demux_t *d = calloc(1, sizeof(*d));
 
-    d.slot_index[HLS_VIDEO] = d.slot_index[HLS_AUDIO] = -1;
-    d.slot_next_dts[HLS_VIDEO] = d.slot_next_dts[HLS_AUDIO] = AV_NOPTS_VALUE;
-    run(&d);
-    if (d.no_ts > 0)
+    if (d == NULL) {
+        origin__pub_set_reason(pub, "out of memory in the demuxer");
+        goto out;
+    }
+    d->pub = pub;
+    d->in = in;
+    d->start_ns = sw_mono_ns();
+
+    d->slot_index[HLS_VIDEO] = d->slot_index[HLS_AUDIO] = -1;
+    d->slot_next_dts[HLS_VIDEO] = d->slot_next_dts[HLS_AUDIO] = AV_NOPTS_VALUE;
+    run(d);
+    if (d->no_ts > 0)
         sw_log(SW_LOG_WARN, "srt", "%s: dropped %llu packets without timestamps", pub->name,
-               (unsigned long long)d.no_ts);
+               (unsigned long long)d->no_ts);
+    free(d);
+out:
     origin__pub_set_reason(pub, "demuxer ended");
 
     /* Hand the publisher back to the SRT thread, which closes the socket and posts its last

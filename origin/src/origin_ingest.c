@@ -46,19 +46,11 @@ void origin__pub_set_reason(origin_pub_t *pub, const char *fmt, ...)
         vsnprintf(pub->reason, sizeof(pub->reason), fmt, ap);
         va_end(ap);
     }
-    pthread_cond_broadcast(&pub->cond);
     pthread_mutex_unlock(&pub->mutex);
 }
 
 void origin__pub_free(origin_pub_t *pub)
 {
-    origin__chunk_t *c, *next;
-
-    for (c = pub->head; c != NULL; c = next) {
-        next = c->next;
-        free(c);
-    }
-    pthread_cond_destroy(&pub->cond);
     pthread_mutex_destroy(&pub->mutex);
     free(pub);
 }
@@ -178,7 +170,7 @@ static int copy_config(origin_ingest_t *in, const origin_ingest_config_t *cfg, c
     in->latency_ms = cfg->latency_ms > 0 ? cfg->latency_ms : 120;
     in->stall_ms = cfg->stall_ms > 0 ? cfg->stall_ms : 10000;
     in->probe_ms = cfg->probe_ms > 0 ? cfg->probe_ms : 5000;
-    in->queue_bytes = cfg->queue_bytes > 0 ? cfg->queue_bytes : 8u << 20;
+    in->queue_bytes = cfg->queue_bytes; /* unused; kept for the config struct's sake */
     if (cfg->listen != NULL && cfg->listen[0] != '\0' && (in->listen = strdup(cfg->listen)) == NULL)
         goto nomem;
     if (cfg->nrules > 0 && (in->rules = calloc(cfg->nrules, sizeof(*in->rules))) == NULL)
@@ -285,13 +277,13 @@ void origin_ingest_free(origin_ingest_t *in)
         p->stop = 1;
         if (p->reason[0] == '\0')
             snprintf(p->reason, sizeof(p->reason), "origin shutting down");
-        pthread_cond_broadcast(&p->cond);
         pthread_mutex_unlock(&p->mutex);
     }
     pthread_mutex_unlock(&in->mutex);
 
     /* Deliver what the threads post until every publisher has had its on_unpublish. The demux
-     * threads see `stop` within their 100 ms wait, the SRT thread polls its close list as often. */
+     * threads see `stop` within their 100 ms receive timeout, the SRT thread polls its close list
+     * as often. */
     for (int i = 0; i < 600; i++) {
         drain(in);
         pthread_mutex_lock(&in->mutex);

@@ -1,12 +1,12 @@
 /*
  * origin_ingest.h (internal to origin/): SRT ingest and MPEG-TS demux, off the loop.
  *
- * Threads: one SRT thread runs srt_epoll_uwait() over the listener, the publishers' sockets and the
- * caller-mode pulls; it reads each publisher's bytes into that publisher's bounded byte queue and
- * never blocks on anything else. One demux thread per publisher runs libavformat's MPEG-TS demuxer
- * over a custom AVIOContext that reads from the byte queue. Events go to the loop thread through a
- * locked list and one uv_async_t, drained whole; they arrive per publisher in this order:
- * on_publish, then on_track and on_packet interleaved, then on_unpublish exactly once.
+ * Threads: one SRT thread runs srt_epoll_uwait() over the listener and the caller-mode pulls that
+ * are connecting, and never blocks on anything else. One demux thread per publisher runs
+ * libavformat's MPEG-TS demuxer over a custom AVIOContext that reads the publisher's SRT socket
+ * directly (blocking, with a 100 ms receive timeout between deadline checks). Events go to the loop
+ * thread through a locked list and one uv_async_t, drained whole; they arrive per publisher in this
+ * order: on_publish, then on_track and on_packet interleaved, then on_unpublish exactly once.
  *
  * Stream names: a streamid "#!::r=live/room42,m=publish" or plain "live/room42" publishes the
  * resource "live/room42"; the stream's name is "room42" (the last path element), which must match
@@ -44,7 +44,7 @@ typedef struct origin_ingest_config {
     int latency_ms;     /* SRTO_LATENCY for accepted sockets, default 120 */
     int stall_ms;       /* no media bytes for this long drops the publisher, default 10000 */
     int probe_ms;       /* no supported elementary stream within this drops it, default 5000 */
-    size_t queue_bytes; /* per-publisher byte queue; overflow drops the publisher, default 8 MiB */
+    size_t queue_bytes; /* unused: the demux threads read their sockets directly, with no queue */
     const origin_srt_rule_t *rules;
     size_t nrules;
     const origin_srt_pull_t *pulls;

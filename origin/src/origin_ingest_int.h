@@ -3,14 +3,15 @@
  * loop side), origin_srt.c (the SRT thread) and origin_demux.c (one thread per publisher).
  *
  * Ownership of a publisher: the SRT thread creates it, posts EV_PUBLISH and starts its demux
- * thread. The demux thread ends by recording a reason and handing the publisher back to the SRT
- * thread (in->close_list); the SRT thread closes the socket, forgets the publisher and posts
- * EV_UNPUBLISH as the publisher's last event. The loop joins the (finished) demux thread, calls
- * on_unpublish, releases the name and frees the publisher.
+ * thread. From then on only the demux thread reads the socket (blocking, with a short receive
+ * timeout); the SRT thread no longer watches it. The demux thread ends by recording a reason and
+ * handing the publisher back to the SRT thread (in->close_list); the SRT thread closes the socket,
+ * forgets the publisher and posts EV_UNPUBLISH as the publisher's last event. The loop joins the
+ * (finished) demux thread, calls on_unpublish, releases the name and frees the publisher.
  *
  * Locks: in->mutex guards the event list, the close list and the publisher list; in->names_mutex
  * guards the set of live names (taken in the SRT handshake callback, which runs on an SRT
- * thread); pub->mutex guards the byte queue and the end flags. Order: in->mutex before pub->mutex;
+ * thread); pub->mutex guards the stop flag and the reason. Order: in->mutex before pub->mutex;
  * names_mutex is never held with another lock.
  */
 #ifndef ORIGIN_INGEST_INT_H
@@ -27,16 +28,9 @@
 #define ORIGIN__NAME_MAX     64
 #define ORIGIN__RESOURCE_MAX 256
 #define ORIGIN__REASON_MAX   160
-
-/* One block of the byte queue; the SRT thread appends, the demux thread consumes. */
-typedef struct origin__chunk {
-    struct origin__chunk *next;
-    size_t off, len; /* unread bytes are data[off..len) */
-    uint64_t ns;     /* monotonic time of the last append */
-    uint8_t data[];
-} origin__chunk_t;
-
-#define ORIGIN__CHUNK_CAP (32 * 1024)
+/* SRTO_RCVTIMEO of a publisher's socket: how often a demux thread blocked in srt_recvmsg() looks
+ * at its stop, stall and probe deadlines. */
+#define ORIGIN__RCV_TIMEOUT_MS 100
 
 struct origin_pub {
     origin_ingest_t *in;
@@ -44,28 +38,22 @@ struct origin_pub {
     char resource[ORIGIN__RESOURCE_MAX];
     char peer[64];
     int pull_index; /* index into in->pulls, or -1 for a listener publisher */
-    SRTSOCKET sock; /* owned by the SRT thread until it posts EV_UNPUBLISH */
+    /* Read by the demux thread only; closed by the SRT thread once the demux thread is done. */
+    SRTSOCKET sock;
     int64_t publish_ms;
 
     /* Guarded by mutex. */
     pthread_mutex_t mutex;
-    pthread_cond_t cond;
-    origin__chunk_t *head, *tail;
-    size_t queued;
-    uint64_t bytes_in;
-    uint64_t last_bytes_ns;              /* monotonic time of the last bytes from the socket */
-    uint64_t taken_ns;                   /* arrival time of the newest bytes the demuxer has read */
-    int eof;                             /* the socket is gone: no more bytes will come */
-    int stop;                            /* drop requested (API or shutdown) */
-    char reason[ORIGIN__REASON_MAX];     /* the first reason recorded wins */
-    char eof_reason[ORIGIN__REASON_MAX]; /* why the socket ended; used once the queue is empty */
+    int stop;                        /* drop requested (API or shutdown) */
+    char reason[ORIGIN__REASON_MAX]; /* the first reason recorded wins */
 
-    /* Demux thread. */
+    /* Demux thread only while it runs; the loop reads them after joining it. */
+    uint64_t bytes_in;
+    uint64_t last_bytes_ns; /* monotonic time of the last bytes from the socket */
+
+    /* Set before the demux thread starts. */
     pthread_t thread;
     int thread_started;
-
-    /* SRT thread only. */
-    int in_epoll;
 
     /* Links, guarded by in->mutex. */
     struct origin_pub *next, *prev; /* in->pubs */
@@ -115,7 +103,7 @@ struct origin_ingest {
     /* Copied config. */
     char *listen;
     int latency_ms, stall_ms, probe_ms;
-    size_t queue_bytes;
+    size_t queue_bytes; /* unused since the demux threads read their sockets directly */
     origin_srt_rule_t *rules;
     size_t nrules;
     origin__pull_t *pulls;
@@ -139,8 +127,6 @@ struct origin_ingest {
     pthread_t srt_thread;
     int srt_thread_started;
     atomic_int srt_stop;
-    origin_pub_t **live; /* publishers whose socket the SRT thread reads, SRT thread only */
-    size_t nlive, live_cap;
 };
 
 /* origin_ingest.c */

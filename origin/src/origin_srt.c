@@ -1,8 +1,10 @@
 /*
- * origin_srt.c: the SRT side of the ingest. One thread runs srt_epoll_uwait() over the listener,
- * the publishers' sockets and the caller-mode pulls that are connecting. It never blocks on
- * anything but that wait: sockets are non-blocking (SRTO_RCVSYN off), it copies what it reads into
- * each publisher's bounded byte queue, and a publisher whose queue is full is dropped.
+ * origin_srt.c: the SRT side of the ingest. One thread runs srt_epoll_uwait() over the listener
+ * and the caller-mode pulls that are connecting. It never blocks on anything but that wait: those
+ * sockets are non-blocking (SRTO_RCVSYN off). A connected publisher's socket is switched to
+ * blocking reads with a short timeout and handed to its demux thread (origin_demux.c), which reads
+ * it directly, as ffmpeg's srt:// protocol does: queueing every message through this thread cost
+ * two thread hand-offs per 1316-byte message, which dominated the origin's CPU.
  *
  * Access control happens in the handshake (srt_listen_callback(), called on an SRT thread): the
  * streamid names the resource, the first matching rule sets the passphrase on the new socket, and
@@ -15,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <syslog.h>
 
 #include <srt/access_control.h>
 
@@ -23,19 +26,53 @@
 
 #include "origin_ingest_int.h"
 
-#define RESERVE_MS  3000 /* a handshake reservation not accepted by then is stale */
-#define RETRY_MS    3000 /* pull reconnect interval */
-#define WAIT_MS     100  /* srt_epoll_uwait timeout: how often the close list is looked at */
-#define MAX_EVENTS  256
-#define READ_BUF    (64 * 1024)
-#define SRT_MSG_MAX 1500
+#define RESERVE_MS 3000 /* a handshake reservation not accepted by then is stale */
+#define RETRY_MS   3000 /* pull reconnect interval */
+#define WAIT_MS    100  /* srt_epoll_uwait timeout: how often the close list is looked at */
+#define MAX_EVENTS 256
 
 static pthread_once_t startup_once = PTHREAD_ONCE_INIT;
 static int startup_rv;
 
+/*
+ * libsrt prints its own lines to stderr ("RCV-DROPPED 3 packet(s) ... delayed" when a publisher's
+ * link loses packets past the latency), whatever our log level. They come here instead: its errors
+ * as our warnings (they concern one connection, not the origin), its warnings at debug level (the
+ * outcomes that matter, drops and stalls, are logged by us with the stream's name). libsrt formats
+ * a line before handing it over, so below debug level it is told to skip its warnings altogether:
+ * under heavy loss that is one RCV-DROPPED line per gap and stream. `area` is libsrt's function
+ * name, which the message repeats.
+ */
+static void on_srt_log(void *opaque, int level, const char *file, int line, const char *area,
+                       const char *message)
+{
+    (void)opaque;
+    (void)file;
+    (void)line;
+    (void)area;
+    int ours = level <= LOG_ERR ? SW_LOG_WARN : SW_LOG_DEBUG;
+    if (!sw_log_enabled(ours) || message == NULL)
+        return;
+    /* libsrt 1.5.1 says this whenever a blocking read times out with nothing to read, which our
+     * demux threads do every ORIGIN__RCV_TIMEOUT_MS while a publisher is silent. */
+    if (strstr(message, "nothing to read") != NULL)
+        return;
+    while (*message == ':' || *message == ' ')
+        message++;
+    size_t n = strlen(message);
+    while (n > 0 && (message[n - 1] == '\n' || message[n - 1] == '\r'))
+        n--;
+    sw_log(ours, "libsrt", "%.*s", (int)n, message);
+}
+
+/* Runs once, before the first ingest starts: the log level is set by then (origin/main.c). */
 static void do_startup(void)
 {
     startup_rv = srt_startup();
+    srt_setloghandler(NULL, on_srt_log);
+    srt_setlogflags(SRT_LOGF_DISABLE_TIME | SRT_LOGF_DISABLE_THREADNAME |
+                    SRT_LOGF_DISABLE_SEVERITY | SRT_LOGF_DISABLE_EOL);
+    srt_setloglevel(sw_log_enabled(SW_LOG_DEBUG) ? LOG_WARNING : LOG_ERR);
     origin__demux_global_init();
 }
 
@@ -222,45 +259,6 @@ static int on_listen(void *opaq, SRTSOCKET ns, int hsversion, const struct socka
 
 /* ---- publishers on the SRT thread ------------------------------------------------------------ */
 
-static void live_add(origin_ingest_t *in, origin_pub_t *pub)
-{
-    if (in->nlive == in->live_cap) {
-        size_t cap = in->live_cap ? in->live_cap * 2 : 64;
-        origin_pub_t **n = realloc(in->live, cap * sizeof(*n));
-        if (n == NULL)
-            return; /* the publisher is then never read; the stall timer drops it */
-        in->live = n;
-        in->live_cap = cap;
-    }
-    in->live[in->nlive++] = pub;
-}
-
-static origin_pub_t *live_find(origin_ingest_t *in, SRTSOCKET s)
-{
-    for (size_t i = 0; i < in->nlive; i++)
-        if (in->live[i]->sock == s)
-            return in->live[i];
-    return NULL;
-}
-
-static void live_remove(origin_ingest_t *in, origin_pub_t *pub)
-{
-    for (size_t i = 0; i < in->nlive; i++) {
-        if (in->live[i] == pub) {
-            in->live[i] = in->live[--in->nlive];
-            return;
-        }
-    }
-}
-
-static void epoll_out(origin_ingest_t *in, origin_pub_t *pub)
-{
-    if (pub->in_epoll) {
-        srt_epoll_remove_usock(in->eid, pub->sock);
-        pub->in_epoll = 0;
-    }
-}
-
 /* Creates a publisher for a connected socket: posts EV_PUBLISH, then starts its demux thread.
  * Returns 0, or -1 when the ingest is shutting down or out of memory (the caller closes). */
 static int pub_start(origin_ingest_t *in, SRTSOCKET s, const char *name, const char *resource,
@@ -284,7 +282,6 @@ static int pub_start(origin_ingest_t *in, SRTSOCKET s, const char *name, const c
     pub->publish_ms = sw_now_ms();
     pub->last_bytes_ns = sw_mono_ns();
     pthread_mutex_init(&pub->mutex, NULL);
-    pthread_cond_init(&pub->cond, NULL);
 
     pthread_mutex_lock(&in->mutex);
     if (in->shutting_down) {
@@ -300,10 +297,12 @@ static int pub_start(origin_ingest_t *in, SRTSOCKET s, const char *name, const c
     in->npubs++;
     pthread_mutex_unlock(&in->mutex);
 
-    int events = SRT_EPOLL_IN | SRT_EPOLL_ERR;
-    live_add(in, pub);
-    if (srt_epoll_add_usock(in->eid, s, &events) == 0)
-        pub->in_epoll = 1;
+    /* From here on the demux thread reads the socket: blocking, so that it sleeps in libsrt
+     * until a message is ready, but never longer than the timeout, so that it checks its stop,
+     * stall and probe deadlines between reads. */
+    int yes = 1, timeo = ORIGIN__RCV_TIMEOUT_MS;
+    srt_setsockflag(s, SRTO_RCVSYN, &yes, sizeof(yes));
+    srt_setsockflag(s, SRTO_RCVTIMEO, &timeo, sizeof(timeo));
 
     int latency = 0, len = sizeof(latency);
     srt_getsockflag(s, SRTO_RCVLATENCY, &latency, &len);
@@ -325,110 +324,6 @@ static int pub_start(origin_ingest_t *in, SRTSOCKET s, const char *name, const c
     return 0;
 }
 
-/* Appends bytes read from the socket. Returns 0, or -1 when the queue overflowed. */
-static int queue_push(origin_ingest_t *in, origin_pub_t *pub, const uint8_t *buf, size_t n)
-{
-    int rv = 0;
-
-    if (n == 0)
-        return 0;
-    pthread_mutex_lock(&pub->mutex);
-    if (pub->queued + n > in->queue_bytes) {
-        if (pub->reason[0] == '\0')
-            snprintf(pub->reason, sizeof(pub->reason),
-                     "queue overflow: %zu bytes waiting, the demuxer is too slow", pub->queued);
-        pub->stop = 1;
-        rv = -1;
-        goto out;
-    }
-    pub->bytes_in += n;
-    pub->queued += n;
-    pub->last_bytes_ns = sw_mono_ns();
-    while (n > 0) {
-        origin__chunk_t *c = pub->tail;
-        if (c == NULL || c->len == ORIGIN__CHUNK_CAP) {
-            if ((c = malloc(sizeof(*c) + ORIGIN__CHUNK_CAP)) == NULL) {
-                if (pub->reason[0] == '\0')
-                    snprintf(pub->reason, sizeof(pub->reason), "out of memory in the byte queue");
-                pub->stop = 1;
-                rv = -1;
-                goto out;
-            }
-            c->next = NULL;
-            c->off = c->len = 0;
-            if (pub->tail != NULL)
-                pub->tail->next = c;
-            else
-                pub->head = c;
-            pub->tail = c;
-        }
-        size_t k = ORIGIN__CHUNK_CAP - c->len;
-        if (k > n)
-            k = n;
-        memcpy(c->data + c->len, buf, k);
-        c->len += k;
-        c->ns = pub->last_bytes_ns;
-        buf += k;
-        n -= k;
-    }
-out:
-    pthread_cond_broadcast(&pub->cond);
-    pthread_mutex_unlock(&pub->mutex);
-    return rv;
-}
-
-static void pub_ended(origin_ingest_t *in, origin_pub_t *pub, int err)
-{
-    epoll_out(in, pub);
-    pthread_mutex_lock(&pub->mutex);
-    uint64_t idle_ms = (sw_mono_ns() - pub->last_bytes_ns) / 1000000;
-    if (idle_ms >= 4000)
-        snprintf(pub->eof_reason, sizeof(pub->eof_reason),
-                 "connection timed out (no packets from the peer for %.1f s)", idle_ms / 1000.0);
-    else if (err == SRT_ECONNLOST || err == 0)
-        snprintf(pub->eof_reason, sizeof(pub->eof_reason), "peer closed the connection");
-    else
-        snprintf(pub->eof_reason, sizeof(pub->eof_reason), "connection error: %s",
-                 srt_strerror(err, 0));
-    pub->eof = 1;
-    pthread_cond_broadcast(&pub->cond);
-    pthread_mutex_unlock(&pub->mutex);
-}
-
-static void pub_read(origin_ingest_t *in, origin_pub_t *pub, uint8_t *buf)
-{
-    size_t n = 0;
-    int err = -1;
-
-    for (int i = 0; i < 4096; i++) {
-        if (READ_BUF - n < SRT_MSG_MAX) {
-            if (queue_push(in, pub, buf, n) != 0)
-                goto overflow;
-            n = 0;
-        }
-        int r = srt_recvmsg(pub->sock, (char *)buf + n, SRT_MSG_MAX);
-        if (r > 0) {
-            n += (size_t)r;
-            continue;
-        }
-        if (r == 0) {
-            err = 0;
-            break;
-        }
-        err = srt_getlasterror(NULL);
-        break;
-    }
-    if (queue_push(in, pub, buf, n) != 0)
-        goto overflow;
-    if (err != -1 && err != SRT_EASYNCRCV)
-        pub_ended(in, pub, err);
-    return;
-overflow:
-    sw_log(SW_LOG_WARN, "srt", "dropping %s from %s: byte queue overflow (%zu bytes)", pub->name,
-           pub->peer, in->queue_bytes);
-    epoll_out(in, pub);
-}
-
 /* The demux threads hand their publishers back here once they have ended. */
 static void process_close_list(origin_ingest_t *in)
 {
@@ -440,9 +335,7 @@ static void process_close_list(origin_ingest_t *in)
     while (pub != NULL) {
         origin_pub_t *next = pub->close_next;
         origin__event_t *ev = calloc(1, sizeof(*ev));
-        epoll_out(in, pub);
         srt_close(pub->sock);
-        live_remove(in, pub);
         if (pub->pull_index >= 0) {
             origin__pull_t *pl = &in->pulls[pub->pull_index];
             pl->sock = SRT_INVALID_SOCK;
@@ -477,7 +370,7 @@ static void accept_one(origin_ingest_t *in)
 
         char peer[64], sid[513], resource[ORIGIN__RESOURCE_MAX], mode[16];
         char name[ORIGIN__NAME_MAX + 1];
-        int sidlen = sizeof(sid) - 1, no = 0;
+        int sidlen = sizeof(sid) - 1;
         sw_addr_format(&ss, peer, sizeof(peer));
         if (srt_getsockflag(s, SRTO_STREAMID, sid, &sidlen) != 0)
             sidlen = 0;
@@ -494,7 +387,6 @@ static void accept_one(origin_ingest_t *in)
             srt_close(s);
             continue;
         }
-        srt_setsockflag(s, SRTO_RCVSYN, &no, sizeof(no));
         if (pub_start(in, s, name, resource, peer, -1) != 0) {
             origin__names_release(in, name, s);
             srt_close(s);
@@ -661,7 +553,7 @@ static void pull_event(origin_ingest_t *in, origin__pull_t *pl)
         pull_fail(in, pl, srt_rejectreason_str(srt_getrejectreason(pl->sock)));
         return;
     }
-    /* pub_start() adds it again, for reading. */
+    /* Its demux thread reads it from now on. */
     srt_epoll_remove_usock(in->eid, pl->sock);
     pl->connected = 1;
     char peer[64];
@@ -678,26 +570,15 @@ static void *srt_main(void *arg)
 {
     origin_ingest_t *in = arg;
     SRT_EPOLL_EVENT evs[MAX_EVENTS];
-    uint8_t *buf = malloc(READ_BUF);
     uint64_t last_tick = 0;
 
-    if (buf == NULL) {
-        sw_log(SW_LOG_ERROR, "srt", "out of memory; SRT thread not running");
-        return NULL;
-    }
     while (!atomic_load(&in->srt_stop)) {
         int n = srt_epoll_uwait(in->eid, evs, MAX_EVENTS, WAIT_MS);
         for (int i = 0; i < n; i++) {
             SRTSOCKET s = evs[i].fd;
-            origin_pub_t *pub;
             origin__pull_t *pl;
             if (s == in->listener) {
                 accept_one(in);
-            } else if ((pub = live_find(in, s)) != NULL) {
-                if (pub->in_epoll)
-                    pub_read(in, pub, buf);
-                if (pub->in_epoll && (evs[i].events & SRT_EPOLL_ERR))
-                    pub_ended(in, pub, SRT_ECONNLOST);
             } else if ((pl = pull_find(in, s)) != NULL) {
                 pull_event(in, pl);
             }
@@ -714,7 +595,6 @@ static void *srt_main(void *arg)
                 pulls_tick(in);
         }
     }
-    free(buf);
     return NULL;
 }
 
@@ -798,9 +678,6 @@ void origin__srt_stop(origin_ingest_t *in)
     if (in->eid >= 0)
         srt_epoll_release(in->eid);
     in->eid = -1;
-    free(in->live);
-    in->live = NULL;
-    in->nlive = in->live_cap = 0;
 }
 
 int origin_pub_stats(origin_pub_t *pub, origin_srt_stats_t *out)

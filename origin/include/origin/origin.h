@@ -49,7 +49,6 @@ typedef struct origin_config {
     int64_t srt_latency_ms;
     int64_t srt_stall_ms;
     int64_t srt_probe_ms;
-    int64_t srt_queue_bytes;
 
     int64_t segment_ms;
     int64_t part_ms;
