@@ -24,6 +24,7 @@ typedef struct sw__listener {
     uv_tcp_t tcp;
     sw_http_server_t *server;
     struct sw__listener *next;
+    struct ssl_ctx_st *tls; /* a reference; NULL on a plain listener */
 } sw__listener_t;
 
 /* A connection accepted over max_connections: accepted and closed at once. */
@@ -132,7 +133,10 @@ int sw__queue_copy(sw__queue_t *q, const void *p, size_t len)
             return 0;
         }
     }
-    size_t cap = len > CHUNK_MIN ? len : CHUNK_MIN;
+    /* After a referenced chunk, a small copy is most likely an HTTP/2 frame header followed by
+     * another reference: do not allocate a whole CHUNK_MIN for its 9 bytes. */
+    size_t min = t != NULL && t->rb != NULL ? 64 : CHUNK_MIN;
+    size_t cap = len > min ? len : min;
     sw__chunk_t *k = malloc(sizeof(*k) + cap);
     if (k == NULL)
         return SW_ERR_NOMEM;
@@ -181,6 +185,21 @@ void sw__queue_consume(sw__queue_t *q, size_t len)
             chunk_free(k);
         }
     }
+}
+
+int sw__queue_move(sw__queue_t *dst, sw__queue_t *src, size_t len)
+{
+    while (len > 0 && src->head != NULL) {
+        sw__chunk_t *k = src->head;
+        size_t n = len < k->len ? len : k->len;
+        int rv = k->rb != NULL ? sw__queue_rbuf(dst, k->rb, (size_t)(k->p - k->rb->data), n)
+                               : sw__queue_copy(dst, k->p, n);
+        if (rv != 0)
+            return rv;
+        sw__queue_consume(src, n);
+        len -= n;
+    }
+    return 0;
 }
 
 size_t sw__queue_read(sw__queue_t *q, uint8_t *out, size_t len)
@@ -240,6 +259,8 @@ void sw_http_server_free(sw_http_server_t *s)
         return;
     /* Only valid once sw_http_server_close() has reported everything closed (or nothing was
      * ever opened): no handle may still point at `s`. */
+    free(s->tls_rbuf);
+    free(s->tls_stage);
     free(s);
 }
 
@@ -277,23 +298,36 @@ static void on_reject_closed(uv_handle_t *h)
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     sw__conn_t *c = sw_container_of(h, sw__conn_t, tcp);
+    if (c->tp->alloc != NULL) {
+        c->tp->alloc(c, buf);
+        return;
+    }
     buf->base = (char *)c->in + c->in_len;
     buf->len = c->in_cap - c->in_len;
+}
+
+void sw__conn_eof(sw__conn_t *c)
+{
+    c->read_eof = 1;
+    /* A client that half-closed after its last request still gets the queued answer; one that
+     * went away while a request is unanswered aborts it with the connection. */
+    if (c->proto != SW__PROTO_H2 && c->req == NULL && (c->out.bytes > 0 || c->writing)) {
+        c->close_after_flush = 1;
+        sw__conn_update(c);
+        return;
+    }
+    sw__conn_close(c);
 }
 
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
     sw__conn_t *c = sw_container_of(st, sw__conn_t, tcp);
     if (nread < 0) {
-        c->read_eof = 1;
-        /* A client that half-closed after its last request still gets the queued answer; one
-         * that went away while a request is unanswered aborts it with the connection. */
-        if (nread == UV_EOF && c->proto != SW__PROTO_H2 && c->req == NULL &&
-            (c->out.bytes > 0 || c->writing)) {
-            c->close_after_flush = 1;
-            sw__conn_update(c);
+        if (nread == UV_EOF) {
+            sw__conn_eof(c);
             return;
         }
+        c->read_eof = 1;
         sw__conn_close(c);
         return;
     }
@@ -325,7 +359,7 @@ static void on_connection(uv_stream_t *ls, int status)
         s->stats.bad_requests++;
         return;
     }
-    sw__conn_t *c = sw__conn_new(s, &sw__transport_plain);
+    sw__conn_t *c = sw__conn_new(s, l->tls != NULL ? &sw__transport_tls : &sw__transport_plain);
     if (c == NULL) {
         sw_log(SW_LOG_WARN, "http", "accept: out of memory");
         return;
@@ -334,6 +368,11 @@ static void on_connection(uv_stream_t *ls, int status)
     int rv;
     if ((rv = uv_accept(ls, (uv_stream_t *)&c->tcp)) != 0) {
         sw_log(SW_LOG_WARN, "http", "accept failed: %s", uv_strerror(rv));
+        sw__conn_close(c);
+        return;
+    }
+    if (l->tls != NULL && sw__tls_conn_init(c, l->tls) != 0) {
+        sw_log(SW_LOG_WARN, "http", "accept: out of memory");
         sw__conn_close(c);
         return;
     }
@@ -346,20 +385,22 @@ static void on_connection(uv_stream_t *ls, int status)
     sw__conn_update(c);
 }
 
-int sw_http_server_listen(sw_http_server_t *s, const char *addr, int reuseport, int *bound_port,
-                          const char **err_desc)
+/* Takes ownership of the reference `tls` (NULL for plain), on failure too. */
+static int listen_on(sw_http_server_t *s, const char *addr, int reuseport, struct ssl_ctx_st *tls,
+                     int *bound_port, const char **err_desc)
 {
     struct sockaddr_storage ss;
-    const char *dummy;
-    if (err_desc == NULL)
-        err_desc = &dummy;
     if (sw_addr_parse(addr, &ss) != 0) {
+        sw__tls_ctx_unref(tls);
         *err_desc = "cannot parse address";
         return SW_ERR_ADDR;
     }
     sw__listener_t *l = calloc(1, sizeof(*l));
-    if (l == NULL)
+    if (l == NULL) {
+        sw__tls_ctx_unref(tls);
         return SW_ERR_NOMEM;
+    }
+    l->tls = tls;
     /* The socket is made by hand: libuv 1.44 has no SO_REUSEPORT flag. */
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
@@ -404,8 +445,68 @@ int sw_http_server_listen(sw_http_server_t *s, const char *addr, int reuseport, 
     return 0;
 fail_fd:
     close(fd);
+    sw__tls_ctx_unref(l->tls);
     free(l);
     return SW_ERR_ADDR;
+}
+
+int sw_http_server_listen(sw_http_server_t *s, const char *addr, int reuseport, int *bound_port,
+                          const char **err_desc)
+{
+    const char *dummy;
+    return listen_on(s, addr, reuseport, NULL, bound_port, err_desc != NULL ? err_desc : &dummy);
+}
+
+int sw_http_server_listen_tls(sw_http_server_t *s, const char *addr, int reuseport,
+                              const char *cert_file, const char *key_file, int *bound_port,
+                              const char **err_desc)
+{
+    const char *dummy;
+    struct ssl_ctx_st *ctx;
+    if (err_desc == NULL)
+        err_desc = &dummy;
+    if (s->tls_rbuf == NULL && (s->tls_rbuf = malloc(SW__TLS_RBUF_SIZE)) == NULL)
+        return SW_ERR_NOMEM;
+    if (s->tls_stage == NULL && (s->tls_stage = malloc(SW__TLS_RECORD)) == NULL)
+        return SW_ERR_NOMEM;
+    int rv = sw__tls_ctx_new(&ctx, cert_file, key_file, s->tls_err, sizeof(s->tls_err));
+    if (rv != 0) {
+        *err_desc = rv == SW_ERR_NOMEM ? "out of memory" : s->tls_err;
+        return rv;
+    }
+    return listen_on(s, addr, reuseport, ctx, bound_port, err_desc);
+}
+
+int sw_http_server_reload_tls(sw_http_server_t *s, const char *cert_file, const char *key_file,
+                              const char **err_desc)
+{
+    const char *dummy;
+    struct ssl_ctx_st *ctx;
+    if (err_desc == NULL)
+        err_desc = &dummy;
+    int n = 0;
+    for (sw__listener_t *l = s->listeners; l != NULL; l = l->next)
+        n += l->tls != NULL;
+    if (n == 0) {
+        *err_desc = "no TLS listener";
+        return SW_ERR_STATE;
+    }
+    int rv = sw__tls_ctx_new(&ctx, cert_file, key_file, s->tls_err, sizeof(s->tls_err));
+    if (rv != 0) {
+        *err_desc = rv == SW_ERR_NOMEM ? "out of memory" : s->tls_err;
+        return rv;
+    }
+    /* Connections hold their own reference on the context they started with (SSL_new() takes
+     * one), so dropping the listener's reference never frees a context in use. */
+    for (sw__listener_t *l = s->listeners; l != NULL; l = l->next) {
+        if (l->tls == NULL)
+            continue;
+        sw__tls_ctx_ref(ctx);
+        sw__tls_ctx_unref(l->tls);
+        l->tls = ctx;
+    }
+    sw__tls_ctx_unref(ctx);
+    return 0;
 }
 
 static void server_handle_closed(sw_http_server_t *s)
@@ -421,6 +522,7 @@ static void on_listener_closed(uv_handle_t *h)
 {
     sw__listener_t *l = h->data;
     sw_http_server_t *s = l->server;
+    sw__tls_ctx_unref(l->tls);
     free(l);
     server_handle_closed(s);
 }
@@ -526,7 +628,8 @@ static void plain_flush(sw__conn_t *c)
     c->writing = 1;
 }
 
-const sw__transport_t sw__transport_plain = {"plain", plain_on_read, plain_flush};
+const sw__transport_t sw__transport_plain = {
+    .name = "plain", .on_read = plain_on_read, .flush = plain_flush};
 
 static void on_conn_closed(uv_handle_t *h)
 {
@@ -534,6 +637,8 @@ static void on_conn_closed(uv_handle_t *h)
     if (--c->handles > 0)
         return;
     sw_http_server_t *s = c->server;
+    if (c->tp->dispose != NULL)
+        c->tp->dispose(c);
     sw__queue_dispose(&c->out);
     free(c->in);
     free(c);
@@ -599,6 +704,11 @@ void sw__conn_close(sw__conn_t *c)
 static void on_conn_timer(uv_timer_t *t)
 {
     sw__conn_t *c = t->data;
+    if (c->tp_pump && !c->close_now) {
+        c->tp_pump = 0;
+        c->tp->on_read(c, NULL, 0);
+        return;
+    }
     if (c->proto != SW__PROTO_H2 && c->req == NULL && c->in_len > 0) {
         /* A head that did not arrive in time: slowloris or a dead client. */
         c->server->stats.bad_requests++;
@@ -626,8 +736,10 @@ void sw__conn_update(sw__conn_t *c)
     sw_http_server_t *s = c->server;
     if (c->close_after_flush && c->out.bytes == 0 && !c->writing &&
         (c->proto != SW__PROTO_H2 || !sw__h2_has_streams(c))) {
-        sw__conn_close(c);
-        return;
+        if (c->tp->shutdown == NULL || !c->tp->shutdown(c)) {
+            sw__conn_close(c);
+            return;
+        }
     }
     /* An HTTP/2 connection shutting down still reads: WINDOW_UPDATEs let answered streams end. */
     int want_read = (!c->close_after_flush || (c->proto == SW__PROTO_H2 && c->shutting_down)) &&
@@ -641,6 +753,14 @@ void sw__conn_update(sw__conn_t *c)
     } else if (!want_read && c->reading) {
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->reading = 0;
+    }
+    /* Input the transport held back (decrypted bytes that did not fit): resume it from the
+     * timer, never from here, since this runs inside protocol and handler calls. */
+    c->tp_pump = 0;
+    if (want_read && c->tp->pending != NULL && c->tp->pending(c)) {
+        c->tp_pump = 1;
+        uv_timer_start(&c->timer, on_conn_timer, 0, 0);
+        return;
     }
 
     uint64_t now = uv_now(s->loop), deadline = 0;
@@ -715,7 +835,7 @@ void sw__conn_feed(sw__conn_t *c, const uint8_t *buf, size_t len)
         memcpy(c->in + c->in_len, buf, len);
         c->in_len += len;
     }
-    if (c->proto == SW__PROTO_NONE) {
+    if (c->proto == SW__PROTO_NONE && !c->h1_only) {
         size_t n = c->in_len < sizeof(sw__h2_preface) ? c->in_len : sizeof(sw__h2_preface);
         if (memcmp(c->in, sw__h2_preface, n) == 0) {
             if (n < sizeof(sw__h2_preface)) {
@@ -732,8 +852,8 @@ void sw__conn_feed(sw__conn_t *c, const uint8_t *buf, size_t len)
             sw__h2_feed(c, c->in, l);
             return;
         }
-        c->proto = SW__PROTO_H1;
     }
+    c->proto = SW__PROTO_H1;
     h1_process(c);
 }
 

@@ -184,20 +184,45 @@ static int on_stream_close(nghttp2_session *ng, int32_t stream_id, uint32_t erro
     return 0;
 }
 
+/* Sizes the next DATA frame; its bytes are moved out of r->q by on_send_data() (NO_COPY), so a
+ * body given as rbuf references reaches the output queue, and the transport, without a copy. */
 static ssize_t read_body(nghttp2_session *ng, int32_t stream_id, uint8_t *buf, size_t length,
                          uint32_t *data_flags, nghttp2_data_source *source, void *user_data)
 {
     sw__req_t *r = source->ptr;
-    size_t n = sw__queue_read(&r->q, buf, length);
-    if (r->q.bytes == 0 && r->state == SW__REQ_ENDED) {
+    size_t n = r->q.bytes < length ? r->q.bytes : length;
+    if (n == r->q.bytes && r->state == SW__REQ_ENDED)
         *data_flags |= NGHTTP2_DATA_FLAG_EOF;
-        return (ssize_t)n;
-    }
-    if (n == 0) {
+    else if (n == 0) {
         r->deferred = 1;
         return NGHTTP2_ERR_DEFERRED;
     }
+    if (n > 0)
+        *data_flags |= NGHTTP2_DATA_FLAG_NO_COPY;
     return (ssize_t)n;
+}
+
+/* Writes a DATA frame sized by read_body(): the 9-byte header is copied, the payload moves from
+ * the stream's queue to the connection's (rbuf chunks by reference). Over the soft limit it asks
+ * nghttp2 to retry later, which keeps the output queue bounded as without NO_COPY. */
+static int on_send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *framehd,
+                        size_t length, nghttp2_data_source *source, void *user_data)
+{
+    sw__conn_t *c = user_data;
+    sw__req_t *r = source->ptr;
+    if (c->out.bytes >= SW__OUT_SOFT_LIMIT)
+        return NGHTTP2_ERR_WOULDBLOCK;
+    if (r->q.bytes < length)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* cannot happen: reset the stream */
+    size_t pad = frame->data.padlen;
+    uint8_t padlen = (uint8_t)(pad > 0 ? pad - 1 : 0);
+    static const uint8_t zeros[256];
+    if (sw__conn_queue(c, NULL, framehd, 9) != 0 ||
+        (pad > 0 && sw__conn_queue(c, NULL, &padlen, 1) != 0) ||
+        sw__queue_move(&c->out, &r->q, length) != 0 ||
+        (padlen > 0 && sw__conn_queue(c, NULL, zeros, padlen) != 0))
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    return 0;
 }
 
 int sw__h2_init(sw__conn_t *c)
@@ -215,6 +240,7 @@ int sw__h2_init(sw__conn_t *c)
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+    nghttp2_session_callbacks_set_send_data_callback(cbs, on_send_data);
     rv = nghttp2_session_server_new(&h2->ng, cbs, c);
     nghttp2_session_callbacks_del(cbs);
     if (rv != 0) {
@@ -297,7 +323,8 @@ void sw__h2_goaway(sw__conn_t *c)
             continue; /* answered: let it finish */
         unlink_ready(h2, r);
         sw__req_abort(r);
-        sw__queue_dispose(&r->q);
+        /* r->q stays until the stream is freed: a DATA frame of it may already be sized
+         * (NO_COPY), and RST_STREAM goes out before any further one. */
         nghttp2_submit_rst_stream(h2->ng, NGHTTP2_FLAG_NONE, r->stream_id, NGHTTP2_CANCEL);
     }
     nghttp2_submit_goaway(h2->ng, NGHTTP2_FLAG_NONE,

@@ -3,7 +3,7 @@
  * fuzz targets excepted).
  *
  * Layers, bottom up:
- *   socket (uv_tcp_t)  ->  transport (plain now, TLS later)  ->  protocol (HTTP/1.1 or HTTP/2)
+ *   socket (uv_tcp_t)  ->  transport (plain, or TLS in sw_tls.c)  ->  protocol (HTTP/1.1 or HTTP/2)
  * The transport turns socket bytes into plaintext for sw__conn_feed() and turns the connection's
  * output queue into socket writes. The protocols never touch the socket.
  */
@@ -99,6 +99,11 @@ int sw__queue_rbuf(sw__queue_t *q, sw_rbuf_t *b, size_t off, size_t len);
 size_t sw__queue_read(sw__queue_t *q, uint8_t *out, size_t len);
 /** Drops `len` bytes from the front. */
 void sw__queue_consume(sw__queue_t *q, size_t len);
+/**
+ * Moves `len` bytes from the front of `src` to the end of `dst`: rbuf chunks by reference, copied
+ * chunks by copy. Returns 0 or SW_ERR_NOMEM (then some bytes may have moved).
+ */
+int sw__queue_move(sw__queue_t *dst, sw__queue_t *src, size_t len);
 
 /* ---- request arena ---- */
 
@@ -123,10 +128,23 @@ typedef struct sw__req sw__req_t;
 
 typedef struct sw__transport {
     const char *name;
-    /* Socket bytes arrived; pass the plaintext to sw__conn_feed(). */
+    /* Socket bytes arrived; pass the plaintext to sw__conn_feed(). Called with (NULL, 0) to resume
+     * input the transport held back (see `pending`). */
     void (*on_read)(sw__conn_t *c, const uint8_t *buf, size_t len);
     /* Write what is queued in c->out unless a write is already in flight. */
     void (*flush)(sw__conn_t *c);
+    /* The fields below are optional (NULL for the plain transport). */
+    /* Where the socket's next bytes go; NULL: straight into c->in (plaintext). */
+    void (*alloc)(sw__conn_t *c, uv_buf_t *buf);
+    /* Nonzero when input is buffered in the transport and was held back by backpressure: once
+     * the connection may read again, sw__conn_update() calls on_read(c, NULL, 0) from the
+     * connection's timer. */
+    int (*pending)(sw__conn_t *c);
+    /* Before a graceful close: may queue a last message (TLS close_notify). Returns nonzero if
+     * a write is now in flight; the connection closes once it completes. */
+    int (*shutdown)(sw__conn_t *c);
+    /* Frees c->tp_data; runs once, when the connection is freed. */
+    void (*dispose)(sw__conn_t *c);
 } sw__transport_t;
 
 enum { SW__PROTO_NONE = 0, SW__PROTO_H1, SW__PROTO_H2 };
@@ -189,6 +207,8 @@ struct sw__conn {
     unsigned shutting_down : 1; /* server close: finish, then close */
     unsigned fake : 1;          /* no socket (tests, fuzzing) */
     unsigned close_now : 1;     /* sw__conn_close_soon() was called */
+    unsigned tp_pump : 1;       /* the timer is armed to resume input held by the transport */
+    unsigned h1_only : 1;       /* no h2c preface sniffing (TLS: ALPN chose HTTP/1.1) */
     char peer[64];
     /* input: plaintext not yet consumed */
     uint8_t *in;
@@ -224,7 +244,13 @@ struct sw_http_server {
     void *on_closed_data;
     char date[40];
     int64_t date_sec;
+    uint8_t *tls_rbuf;  /* ciphertext read buffer shared by TLS connections (one loop thread) */
+    uint8_t *tls_stage; /* plaintext gathered into one record before SSL_write(), shared too */
+    char tls_err[320];  /* the last TLS load error, for *err_desc */
 };
+
+#define SW__TLS_RBUF_SIZE (64 * 1024)
+#define SW__TLS_RECORD    16384 /* the largest TLS record payload */
 
 extern const sw__transport_t sw__transport_plain;
 
@@ -237,6 +263,8 @@ int sw__conn_queue(sw__conn_t *c, sw_rbuf_t *rb, const void *p, size_t len);
 /** The transport's write finished: `n` bytes of c->out went out (n == 0 with err < 0 on error). */
 void sw__conn_written(sw__conn_t *c, size_t n, int err);
 void sw__conn_flush(sw__conn_t *c);
+/** The peer closed its side (socket EOF or TLS close_notify): finish what is queued or close. */
+void sw__conn_eof(sw__conn_t *c);
 /** Closes now (aborting requests that have not ended). Safe to call twice. */
 void sw__conn_close(sw__conn_t *c);
 /** Closes from the next loop iteration: for calls made inside callbacks. */
@@ -250,6 +278,26 @@ int sw__req_add_header(sw__req_t *r, const char *name, size_t nlen, const char *
 void sw__req_abort(sw__req_t *r);
 void sw__req_log(sw__req_t *r, int aborted);
 const char *sw__server_date(sw_http_server_t *s);
+
+/* ---- TLS (sw_tls.c): OpenSSL through memory BIOs, ALPN "h2" or "http/1.1" ---- */
+
+struct ssl_ctx_st;
+extern const sw__transport_t sw__transport_tls;
+
+/**
+ * Makes a server context (TLS 1.2 and 1.3, ALPN, no renegotiation) with the certificate chain
+ * and key from PEM files. Returns 0, SW_ERR_NOMEM or SW_ERR_INVAL (then `err` names the file
+ * and the reason).
+ */
+int sw__tls_ctx_new(struct ssl_ctx_st **out, const char *cert_file, const char *key_file, char *err,
+                    size_t errlen);
+void sw__tls_ctx_ref(struct ssl_ctx_st *ctx);
+void sw__tls_ctx_unref(struct ssl_ctx_st *ctx);
+/**
+ * Starts the server side of a handshake on `c`, whose transport must be sw__transport_tls. The
+ * connection holds a reference on `ctx` until it is freed. Returns 0 or SW_ERR_NOMEM.
+ */
+int sw__tls_conn_init(sw__conn_t *c, struct ssl_ctx_st *ctx);
 
 /* ---- HTTP/2 (sw_http2.c) ---- */
 

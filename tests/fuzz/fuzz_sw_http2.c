@@ -36,7 +36,7 @@ static void fake_flush(sw__conn_t *c)
     sw__queue_consume(&c->out, c->out.bytes);
 }
 
-static const sw__transport_t fake = {"fake", fake_on_read, fake_flush};
+static const sw__transport_t fake = {.name = "fake", .on_read = fake_on_read, .flush = fake_flush};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

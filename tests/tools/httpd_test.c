@@ -3,8 +3,11 @@
  *
  *   httpd_test [--listen 127.0.0.1:0] [--header-timeout MS] [--idle-timeout MS]
  *              [--max-header BYTES] [--max-streams N] [--log LEVEL]
+ *              [--tls PORT|HOST:PORT --cert FILE --key FILE]
  *
- * Prints "listening PORT" on stdout once ready; exits 0 after SIGTERM once everything is closed.
+ * Prints "listening PORT" on stdout once ready, then "tls PORT" with --tls (HTTP/2 or HTTP/1.1 by
+ * ALPN; a bare PORT binds 127.0.0.1). SIGHUP reloads the certificate and key from the same files
+ * and prints "reloaded" or "reload failed: WHY". Exits 0 after SIGTERM once everything is closed.
  *   GET /hello          fixed body
  *   GET /stream         chunked, 5 writes 50 ms apart from a timer
  *   GET /hold?ms=N      answered after N ms
@@ -24,7 +27,8 @@
 
 static sw_rbuf_t *big;
 static sw_http_server_t *server;
-static uv_signal_t sigterm, sigint;
+static uv_signal_t sigterm, sigint, sighup;
+static const char *cert_file, *key_file;
 
 typedef struct timed {
     uv_timer_t timer;
@@ -131,6 +135,17 @@ static void on_server_closed(void *data)
 {
     uv_close((uv_handle_t *)&sigterm, NULL);
     uv_close((uv_handle_t *)&sigint, NULL);
+    uv_close((uv_handle_t *)&sighup, NULL);
+}
+
+static void on_sighup(uv_signal_t *h, int signum)
+{
+    const char *why = NULL;
+    if (sw_http_server_reload_tls(server, cert_file, key_file, &why) == 0)
+        printf("reloaded\n");
+    else
+        printf("reload failed: %s\n", why);
+    fflush(stdout);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -138,13 +153,14 @@ static void on_signal(uv_signal_t *h, int signum)
     sw_log(SW_LOG_INFO, "httpd_test", "signal %d: closing", signum);
     uv_signal_stop(&sigterm);
     uv_signal_stop(&sigint);
+    uv_signal_stop(&sighup);
     sw_http_server_close(server, on_server_closed, NULL);
 }
 
 int main(int argc, char **argv)
 {
     sw_http_server_config_t cfg;
-    const char *listen = "127.0.0.1:0";
+    const char *listen = "127.0.0.1:0", *tls = NULL;
     sw_http_server_config_init(&cfg);
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--listen") == 0)
@@ -157,6 +173,12 @@ int main(int argc, char **argv)
             cfg.max_header_bytes = (size_t)atoi(argv[i + 1]);
         else if (strcmp(argv[i], "--max-streams") == 0)
             cfg.max_streams = (uint32_t)atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--tls") == 0)
+            tls = argv[i + 1];
+        else if (strcmp(argv[i], "--cert") == 0)
+            cert_file = argv[i + 1];
+        else if (strcmp(argv[i], "--key") == 0)
+            key_file = argv[i + 1];
         else if (strcmp(argv[i], "--log") == 0)
             sw_log_set_level(sw_log_level_parse(argv[i + 1]));
         else {
@@ -181,11 +203,30 @@ int main(int argc, char **argv)
         fprintf(stderr, "listen %s: %s\n", listen, why);
         return 1;
     }
+    int tls_port = 0;
+    if (tls != NULL) {
+        char addr[128];
+        snprintf(addr, sizeof(addr), strchr(tls, ':') != NULL ? "%s" : "127.0.0.1:%s", tls);
+        int rv = sw_http_server_listen_tls(server, addr, 0, cert_file, key_file, &tls_port, &why);
+        if (rv != 0) {
+            fprintf(stderr, "listen tls %s: %s (%s)\n", addr, why, sw_strerror(rv));
+            sw_http_server_close(server, NULL, NULL);
+            uv_run(&loop, UV_RUN_DEFAULT);
+            sw_http_server_free(server);
+            sw_rbuf_unref(big);
+            uv_loop_close(&loop);
+            return 1;
+        }
+    }
     uv_signal_init(&loop, &sigterm);
     uv_signal_init(&loop, &sigint);
+    uv_signal_init(&loop, &sighup);
     uv_signal_start(&sigterm, on_signal, SIGTERM);
     uv_signal_start(&sigint, on_signal, SIGINT);
+    uv_signal_start(&sighup, on_sighup, SIGHUP);
     printf("listening %d\n", port);
+    if (tls != NULL)
+        printf("tls %d\n", tls_port);
     fflush(stdout);
     uv_run(&loop, UV_RUN_DEFAULT);
     sw_http_server_free(server);

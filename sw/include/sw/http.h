@@ -4,7 +4,8 @@
  * One server lives on one uv_loop_t and is used from that loop's thread only. It speaks HTTP/1.1
  * (keep-alive, pipelined requests answered in order, chunked responses) and HTTP/2 with prior
  * knowledge on the same plain port (h2c: the connection preface selects it), through nghttp2's
- * mem_recv/mem_send. TLS with ALPN is added for the edge on top of the same connection core.
+ * mem_recv/mem_send. TLS listeners (OpenSSL, memory BIOs) select HTTP/2 or HTTP/1.1 by ALPN on
+ * top of the same connection core.
  *
  * The server calls the handler once per request, after the whole head (and a body up to
  * max_body_bytes) has arrived. The handler answers at once or later: a request may be held (an
@@ -70,6 +71,30 @@ int sw_http_server_new(sw_http_server_t **out, uv_loop_t *loop, const sw_http_se
  */
 int sw_http_server_listen(sw_http_server_t *s, const char *addr, int reuseport, int *bound_port,
                           const char **err_desc);
+
+/**
+ * Listens like sw_http_server_listen(), with TLS (1.2 and 1.3) on every connection. ALPN selects
+ * HTTP/2 ("h2") or HTTP/1.1 ("http/1.1", also when the client offers no ALPN); h2c prior
+ * knowledge is not accepted here. `cert_file` is a PEM certificate chain (leaf first) and
+ * `key_file` its PEM private key, both read before this returns. Each TLS listener has its own
+ * context, shared by its connections. Returns 0, SW_ERR_ADDR, SW_ERR_NOMEM or SW_ERR_INVAL (a
+ * file cannot be read or parsed, or the key does not match the certificate). On error *err_desc
+ * says why; for SW_ERR_INVAL it names the file, and stays valid until the next call on `s`.
+ */
+int sw_http_server_listen_tls(sw_http_server_t *s, const char *addr, int reuseport,
+                              const char *cert_file, const char *key_file, int *bound_port,
+                              const char **err_desc);
+
+/**
+ * Loads a new certificate chain and key (on SIGHUP, say) for every TLS listener of `s`, which
+ * then share one new context: new handshakes use it; open connections keep the context they
+ * started with until they close. Session tickets issued before the reload are not accepted after.
+ * On error nothing changes and the previous certificate stays in use. Call from the loop thread.
+ * Returns 0, SW_ERR_NOMEM, SW_ERR_INVAL (*err_desc names the file, valid until the next call on
+ * `s`) or SW_ERR_STATE (the server has no TLS listener).
+ */
+int sw_http_server_reload_tls(sw_http_server_t *s, const char *cert_file, const char *key_file,
+                              const char **err_desc);
 
 /**
  * Stops accepting, lets requests in flight finish (held ones are aborted), closes connections and

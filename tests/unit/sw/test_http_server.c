@@ -1,7 +1,8 @@
 /*
  * Runs the sw HTTP server on a real uv loop in a second thread, bound to 127.0.0.1:0, and drives
  * it with blocking client sockets from the test thread: keep-alive, a held request answered from
- * a uv_timer, abort on client disconnect, a streamed chunked response, HEAD, 431 and 400.
+ * a uv_timer, abort on client disconnect, a streamed chunked response, HEAD, 431 and 400; and the
+ * errors of the TLS setup calls.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -298,11 +299,44 @@ static void test_bad(void **state)
     close(fd);
 }
 
+/* TLS setup errors, on a server of its own that never runs: files that cannot be loaded are
+ * SW_ERR_INVAL with a reason naming the file; a reload without a TLS listener is SW_ERR_STATE. */
+static void test_tls_errors(void **state)
+{
+    uv_loop_t l2;
+    sw_http_server_t *s2;
+    const char *why = NULL;
+    assert_int_equal(uv_loop_init(&l2), 0);
+    assert_int_equal(sw_http_server_new(&s2, &l2, NULL, on_request, NULL), 0);
+    assert_int_equal(
+        sw_http_server_reload_tls(s2, "/nonexistent/c.pem", "/nonexistent/k.pem", &why),
+        SW_ERR_STATE);
+    assert_int_equal(sw_http_server_listen_tls(s2, "127.0.0.1:0", 0, "/nonexistent/c.pem",
+                                               "/nonexistent/k.pem", NULL, &why),
+                     SW_ERR_INVAL);
+    assert_non_null(strstr(why, "/nonexistent/c.pem"));
+    char path[] = "/tmp/sw-test-cert-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "not a certificate\n", 18), 18);
+    close(fd);
+    assert_int_equal(sw_http_server_listen_tls(s2, "127.0.0.1:0", 0, path, path, NULL, &why),
+                     SW_ERR_INVAL);
+    assert_non_null(strstr(why, path));
+    unlink(path);
+    sw_http_server_close(s2, NULL, NULL);
+    uv_run(&l2, UV_RUN_DEFAULT);
+    sw_http_server_free(s2);
+    assert_int_equal(uv_loop_close(&l2), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_keepalive), cmocka_unit_test(test_held), cmocka_unit_test(test_abort),
-        cmocka_unit_test(test_stream),    cmocka_unit_test(test_head), cmocka_unit_test(test_bad),
+        cmocka_unit_test(test_keepalive),  cmocka_unit_test(test_held),
+        cmocka_unit_test(test_abort),      cmocka_unit_test(test_stream),
+        cmocka_unit_test(test_head),       cmocka_unit_test(test_bad),
+        cmocka_unit_test(test_tls_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
