@@ -78,12 +78,12 @@ if [ -z "${SW_TEST_QUICK:-}" ]; then
                     "$scratch" "$top/tests/fuzz/corpus/$what" >"$fdir.$n.log" 2>&1; then
                 echo "fuzz $n: ok ($(grep -Eo 'Done [0-9]+ runs' "$fdir.$n.log" | tail -1))"; pass=$((pass + 1))
             else
-                echo "fuzz $n: FAILED"; tail -30 "$fdir.$n.log"; fail=$((fail + 1))
+                echo "fuzz $n: FAILED"; tail -n 30 "$fdir.$n.log"; fail=$((fail + 1))
             fi
             rm -rf "$scratch"
         done
     else
-        tail -30 "$fdir.configure.log" "$fdir.build.log"; fail=$((fail + 1))
+        tail -n 30 "$fdir.configure.log" "$fdir.build.log"; fail=$((fail + 1))
     fi
 fi
 

@@ -86,10 +86,18 @@ def lines_for(probe, kind, name):
 
 
 def last_packets(probe, name):
-    pk = lines_for(probe, "PACKET", name)
-    if not pk:
+    """The totals of the first session published as `name`: its last PACKET line before its
+    first UNPUBLISH (srt-live-transmit reconnects by itself after it is dropped, and the counts of
+    that second, empty session must not stand in for the first)."""
+    last = None
+    for l in probe.snapshot():
+        if l.startswith("PACKET " + name + " "):
+            last = l
+        elif l.startswith("UNPUBLISH " + name + " "):
+            break
+    if last is None:
         return {}
-    return dict(kv.split("=") for kv in pk[-1].split()[2:])
+    return dict(kv.split("=") for kv in last.split()[2:])
 
 
 def ffmpeg(url, video=("libx264", "640x360"), audio="aac", seconds=6, extra=(), **kw):
