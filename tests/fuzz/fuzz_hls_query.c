@@ -8,16 +8,9 @@
 #include <string.h>
 
 #include "hls/hls.h"
+#include "fuzz.h"
 
 /* assert() is compiled out in release builds; these checks must not be. */
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c))                                                                                  \
-            abort();                                                                               \
-    } while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static hls_part_t parts[4][6];
