@@ -19,6 +19,7 @@
 
 #include "hls_int.h"
 #include "hls_testdata.h"
+#include "hls_clip.h"
 
 void *__real_malloc(size_t n);
 void *__real_calloc(size_t n, size_t size);
@@ -53,36 +54,12 @@ void *__wrap_realloc(void *p, size_t n)
     return should_fail() ? NULL : __real_realloc(p, n);
 }
 
-/* The clip split at each AUD, and the ADTS frames, as in test_stream.c. */
-typedef struct au {
-    const uint8_t *p;
-    size_t len;
-    int key;
-} au_t;
-
 static au_t clip[64];
 static size_t nclip;
 
 static void split(void)
 {
-    size_t off = 0, n, start = 0;
-    const uint8_t *nal;
-    nclip = 0;
-    memset(clip, 0, sizeof(clip));
-    while (hls__annexb_next(clip_h264, clip_h264_len, &off, &nal, &n) == 1) {
-        size_t at = (size_t)(nal - clip_h264) - 4;
-        if ((nal[0] & 0x1f) == 9 && at > 0 && nclip + 1 < 64) {
-            clip[nclip].p = clip_h264 + start;
-            clip[nclip].len = at - start;
-            nclip++;
-            start = at;
-        }
-        if ((nal[0] & 0x1f) == 5)
-            clip[nclip].key = 1;
-    }
-    clip[nclip].p = clip_h264 + start;
-    clip[nclip].len = clip_h264_len - start;
-    nclip++;
+    nclip = split_clip(clip_h264, clip_h264_len, clip, 64);
 }
 
 static int ok_or_nomem(int rv)

@@ -16,18 +16,13 @@
 
 #include "hls_int.h"
 #include "hls_testdata.h"
+#include "hls_clip.h"
 
 #define FRAME_90K 3000 /* 30 fps */
 #define AAC_90K   1920 /* 1024 samples at 48 kHz */
 #define T0_MS     INT64_C(1795000000000)
 
 /* ---- the clip, split into access units at each AUD ---- */
-
-typedef struct au {
-    const uint8_t *p;
-    size_t len;
-    int key;
-} au_t;
 
 static au_t clip[64];
 static size_t nclip;
@@ -36,29 +31,6 @@ static size_t aac_len[32], naac;
 
 static au_t small[16];
 static size_t nsmall;
-
-static size_t split_clip(const uint8_t *data, size_t len, au_t *out, size_t cap)
-{
-    size_t off = 0, n, start = 0, count = 0;
-    const uint8_t *nal;
-
-    memset(out, 0, cap * sizeof(*out));
-    while (hls__annexb_next(data, len, &off, &nal, &n) == 1) {
-        /* Back from the NAL to its 4-byte start code. */
-        size_t at = (size_t)(nal - data) - 4;
-        if ((nal[0] & 0x1f) == 9 && at > 0 && count + 1 < cap) {
-            out[count].p = data + start;
-            out[count].len = at - start;
-            count++;
-            start = at;
-        }
-        if ((nal[0] & 0x1f) == 5)
-            out[count].key = 1;
-    }
-    out[count].p = data + start;
-    out[count].len = len - start;
-    return count + 1;
-}
 
 static void split_media(void)
 {
