@@ -1,8 +1,10 @@
 #!/bin/sh
-# The demo: installs dependencies, builds, starts redis-server and shortwave-origin on loopback,
-# publishes a test stream over SRT with ffmpeg, and prints the URLs to open. Ctrl-C stops it all.
+# The demo: installs dependencies, builds, starts redis-server, shortwave-origin and shortwave-edge
+# on loopback, publishes a test stream over SRT with ffmpeg, and prints the URLs to open. Ctrl-C
+# stops it all.
 #
-# Ports (override with the environment): SW_HTTP_PORT 8080, SW_SRT_PORT 9000, SW_REDIS_PORT 6390.
+# Ports (override with the environment): SW_HTTP_PORT 8080 (origin), SW_EDGE_PORT 8081 (edge),
+# SW_SRT_PORT 9000, SW_REDIS_PORT 6390.
 set -eu
 cd "$(dirname "$0")/.."
 top=$(pwd)
@@ -11,6 +13,7 @@ sh scripts/deps.sh
 sh scripts/build.sh
 
 http_port=${SW_HTTP_PORT:-8080}
+edge_port=${SW_EDGE_PORT:-8081}
 srt_port=${SW_SRT_PORT:-9000}
 redis_port=${SW_REDIS_PORT:-6390}
 run=$(mktemp -d /tmp/shortwave-demo.XXXXXX)
@@ -41,6 +44,10 @@ until curl -fs "http://127.0.0.1:$http_port/healthz" >/dev/null 2>&1; do
     sleep 0.1
 done
 
+"$top/build/bin/shortwave-edge" --listen "127.0.0.1:$edge_port" \
+    --origin "http://127.0.0.1:$http_port" >"$run/edge.log" 2>&1 &
+pids="$pids $!"
+
 # A looping test pattern with a tone, H.264 + AAC, 2 s GOP, published as live/demo.
 ffmpeg -hide_banner -loglevel error -nostdin -re \
     -f lavfi -i "testsrc2=size=1280x720:rate=30" -f lavfi -i "sine=frequency=440:sample_rate=48000" \
@@ -50,23 +57,26 @@ ffmpeg -hide_banner -loglevel error -nostdin -re \
 pids="$pids $!"
 
 i=0
-until curl -fs "http://127.0.0.1:$http_port/live/demo/index.m3u8" >/dev/null 2>&1; do
+until curl -fs "http://127.0.0.1:$edge_port/live/demo/index.m3u8" >/dev/null 2>&1; do
     i=$((i + 1))
-    [ $i -gt 100 ] && { echo "the stream did not come up:"; tail -20 "$run/origin.log" "$run/ffmpeg.log"; exit 1; }
+    [ $i -gt 100 ] && { echo "the stream did not come up:"; tail -n 20 "$run/origin.log" "$run/edge.log" "$run/ffmpeg.log"; exit 1; }
     sleep 0.1
 done
 
 cat <<MSG
 
-Shortwave is running. Open:
+Shortwave is running. Open, through the edge:
+  LL-HLS   http://127.0.0.1:$edge_port/live/demo/index.m3u8
+  DASH     http://127.0.0.1:$edge_port/live/demo/manifest.mpd
+  metrics  http://127.0.0.1:$edge_port/metrics
+and on the origin:
   LL-HLS   http://127.0.0.1:$http_port/live/demo/index.m3u8
-  DASH     http://127.0.0.1:$http_port/live/demo/manifest.mpd
   API      http://127.0.0.1:$http_port/api/streams
   metrics  http://127.0.0.1:$http_port/metrics
 
 Publish your own stream from OBS or ffmpeg to
   srt://127.0.0.1:$srt_port?streamid=#!::r=live/NAME,m=publish
-and watch it at http://127.0.0.1:$http_port/live/NAME/index.m3u8
+and watch it at http://127.0.0.1:$edge_port/live/NAME/index.m3u8
 
 Logs: $run   (Ctrl-C stops everything)
 MSG
