@@ -147,6 +147,25 @@ def main():
                 good = good and sha(f.read()) == sha(body_o)
         check(good, f"h2c GET {path} -> {res}")
 
+    # HTTPS on the edge's TLS listener: ALPN gives HTTP/2 (or HTTP/1.1 when asked), same bytes.
+    cert, key = os.path.join(tmp, "c.pem"), os.path.join(tmp, "k.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj",
+                    "/CN=localhost", "-days", "1", "-keyout", key, "-out", cert],
+                   capture_output=True, timeout=60, check=True)
+    tls_port = free_port()
+    et = Edge([o.base], name="edge-tls",
+              extra=("--tls-listen", f"127.0.0.1:{tls_port}", "--tls-cert", cert, "--tls-key", key))
+    for flag, want in (("--http2", "200 2"), ("--http1.1", "200 1.1")):
+        out = os.path.join(tmp, "tls.out")
+        r = subprocess.run(["curl", "-sk", flag, "-o", out, "-w", "%{http_code} %{http_version}",
+                            f"https://127.0.0.1:{tls_port}{seg_path}"], capture_output=True,
+                           timeout=30)
+        res = r.stdout.decode()
+        with open(out, "rb") as f:
+            same = sha(f.read()) == sha(body_o)
+        check(res == want and same, f"HTTPS {flag} GET {seg_path} -> {res}, same bytes {same}")
+    check(et.stop_clean(), "the TLS edge exits 0 on SIGTERM")
+
     # OPTIONS / 405 / 400.
     st, hdr, _ = e.get("/live/eb/v.m3u8", method="OPTIONS")
     check(st == 204 and hdr.get("access-control-allow-origin") == "*", f"OPTIONS preflight 204 ({st})")
