@@ -4,10 +4,37 @@
 #ifndef EDGE_INT_H
 #define EDGE_INT_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "edge/cache.h"
+
+/* The cache's one mutex. Objects and wakers hold a reference, so the ones still in use when the
+ * cache is freed keep their lock. */
+typedef struct edge__lock {
+    pthread_mutex_t mu;
+    atomic_uint refs;
+} edge__lock_t;
+
+/* edge_sub_t._flags, under the lock. */
+enum {
+    EDGE__SUB_LINKED = 1, /* in its object's list */
+    EDGE__SUB_QUEUED = 2, /* in its waker's queue */
+    EDGE__SUB_DATA = 4,   /* on_data is owed */
+    EDGE__SUB_DONE = 8,   /* on_done(_err) is owed; the sub has left the object's list */
+};
+
+struct edge_waker {
+    edge__lock_t *lk; /* one reference */
+    pthread_t thread; /* the thread that runs it */
+    void (*kick)(void *data);
+    void *kick_data;
+    edge_sub_t *head, *tail; /* subs with a wake-up owed, oldest first (_wprev/_wnext) */
+    size_t n;
+    int kicked; /* kick() called since the last edge_waker_run() */
+};
 
 typedef struct edge__chunk {
     sw_rbuf_t *buf; /* one reference */
@@ -53,8 +80,10 @@ struct edge__policy {
 extern const edge__policy_ops_t edge__policy_lru;
 extern const edge__policy_ops_t edge__policy_s3fifo;
 
+/* Every field but refs, hash, keylen and key (fixed at birth) is under lk->mu. */
 struct edge_obj {
-    unsigned refs;
+    atomic_uint refs;
+    edge__lock_t *lk;    /* one reference */
     edge_cache_t *cache; /* non-NULL while indexed */
     edge_obj_t *hnext;   /* hash chain */
     uint64_t hash;
@@ -76,7 +105,7 @@ struct edge_obj {
     sw_rbuf_t *meta;
     edge_obj_t *stale; /* expired predecessor kept for stale-if-error (one reference) */
     edge_sub_t *subs;
-    edge_sub_t *dispatch_next; /* next sub to call during on_data dispatch */
+    edge_sub_t *dispatch_next; /* next sub to visit during on_data dispatch */
     size_t keylen;
     char key[];
 };

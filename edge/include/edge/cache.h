@@ -17,8 +17,23 @@
  * budget, a main FIFO with a 2-bit frequency, and a ghost FIFO of recently evicted keys).
  *
  * The cache never reads the clock: every call that needs the time takes `now_ms` (Unix ms).
- * Threading: a cache and its objects belong to one loop thread; only the sw_rbuf_t chunks may be
- * handed to other threads.
+ *
+ * Threading. One cache may be shared by several loop threads (one per worker). Every function
+ * here may be called from any thread: the index, the policy, every object's state and chunks and
+ * every subscription sit under one mutex, held only inside these calls and never while a callback
+ * runs; object references are atomic. Three rules remain for the caller:
+ * - An object has one filler: edge_obj_set_response(), _append(), _finish() and _fail() on one
+ *   object come from one thread at a time (the thread whose loop runs its fetch).
+ * - A subscriber belongs to one thread. With `sub->waker` NULL its callbacks run on the filler's
+ *   thread, inside the filler's call: the single-loop case, where they are one thread. With a
+ *   waker (edge_waker_new(), one per loop), they run on the waker's thread: directly when that is
+ *   also the filler's thread, otherwise from edge_waker_run(), which that loop calls once the
+ *   waker's kick has woken it (a uv_async_t). Subscribe and unsubscribe on its own thread
+ *   only.
+ * - edge_cache_free() comes last, once no other thread uses the cache; a waker is freed on its
+ *   thread once none of its subscribers is subscribed.
+ * A snapshot taken with one call can be stale by the next (another thread appends in between):
+ * use edge_obj_progress() to read a state and a size that belong together.
  */
 #ifndef EDGE_CACHE_H
 #define EDGE_CACHE_H
@@ -121,9 +136,12 @@ typedef enum edge_obj_state {
     EDGE_OBJ_FAILED = 2,   /* the fetch failed; see edge_obj_error() */
 } edge_obj_state_t;
 
-/** Adds a reference and returns `o`. */
+/** Adds a reference and returns `o`. Any thread (the count is atomic). */
 edge_obj_t *edge_obj_ref(edge_obj_t *o);
-/** Drops a reference; the last one frees the object and its chunk references. NULL does nothing. */
+/**
+ * Drops a reference; the last one frees the object and its chunk references, on whichever thread
+ * drops it. NULL does nothing.
+ */
 void edge_obj_unref(edge_obj_t *o);
 
 /** The object's key (NUL-terminated, lives as long as the object). */
@@ -200,6 +218,13 @@ int edge_obj_fail(edge_obj_t *o, int err, int64_t now_ms);
 edge_obj_t *edge_obj_stale(edge_obj_t *o, int64_t now_ms);
 
 /**
+ * Returns the state and sets `*size` to the bytes arrived, both read at one instant: when the state
+ * is COMPLETE or FAILED, `*size` is final. A subscriber on another thread than the filler's must
+ * use this, not edge_obj_state() then edge_obj_size(), to know it has written the last byte.
+ */
+edge_obj_state_t edge_obj_progress(const edge_obj_t *o, uint64_t *size);
+
+/**
  * Finds the bytes at offset `off`: sets `*b` (borrowed; take sw_rbuf_ref() to keep it), `*boff`
  * and `*len` to the rest of the chunk holding `off`, and returns 1; returns 0 when `off` is at or
  * past the bytes arrived so far. O(log chunks). Any state.
@@ -214,35 +239,79 @@ int edge_obj_read(const edge_obj_t *o, uint64_t off, sw_rbuf_t **b, size_t *boff
 int edge_obj_chunks(const edge_obj_t *o, uint64_t off, uint64_t len,
                     int (*cb)(void *data, sw_rbuf_t *b, size_t boff, size_t len), void *data);
 
+typedef struct edge_waker edge_waker_t;
+
 /**
  * A waiter on a FILLING object, embedded in the waiter's own struct (get it back with
- * sw_container_of). Set on_data, on_done and data, then edge_obj_subscribe().
- * - on_data(sub, o): more bytes arrived; edge_obj_size(o) is the new total. Read from your own
- *   offset with edge_obj_read() / edge_obj_chunks(). Called once per append.
+ * sw_container_of). Set on_data, on_done, data and waker (NULL for a single loop), then
+ * edge_obj_subscribe().
+ * - on_data(sub, o): more bytes arrived. Read from your own offset to edge_obj_progress()'s size
+ *   with edge_obj_read() / edge_obj_chunks(). Called once per append on the filler's thread; a
+ *   subscriber woken through its waker gets one call for all the appends since its last one.
  * - on_done(sub, o, err): the object completed (err 0) or failed (err < 0, e.g. EDGE_ERR_UPSTREAM,
- *   EDGE_ERR_TRUNCATED, EDGE_ERR_UNCACHEABLE). The sub is already unsubscribed. Called once.
- * Callbacks may unsubscribe any sub and drop references, but must not append to, finish or fail
- * the object that calls them. The object is kept alive for the duration of a callback.
+ *   EDGE_ERR_TRUNCATED, EDGE_ERR_UNCACHEABLE). The sub is already unsubscribed. Called exactly
+ *   once, after the last on_data; bytes may have arrived since that on_data (a woken subscriber's
+ *   pending on_data is folded into on_done): read to the end here.
+ * Both run on the subscriber's thread (see Threading above). Callbacks may unsubscribe any sub of
+ * their own thread and drop references, but must not append to, finish or fail the object that
+ * calls them. The object is kept alive for the duration of a callback.
  */
 struct edge_sub {
     void (*on_data)(edge_sub_t *sub, edge_obj_t *o);
     void (*on_done)(edge_sub_t *sub, edge_obj_t *o, int err);
     void *data;
-    /* private */
+    edge_waker_t *waker; /* the subscriber's loop; NULL: called on the filler's thread */
+    /* private: _obj is the subscriber thread's; the rest is under the cache's mutex */
     edge_obj_t *_obj;
-    edge_sub_t *_prev, *_next;
+    edge_sub_t *_prev, *_next;   /* in the object's list */
+    edge_sub_t *_wprev, *_wnext; /* in the waker's queue */
+    unsigned _flags;
+    int _err;
 };
 
 /**
  * Subscribes `sub` to a FILLING object. Bytes that already arrived are not replayed: read them
  * with edge_obj_read() from offset 0 (a late subscriber sees them there). The subscription holds
- * no reference: keep your own until on_done or edge_obj_unsubscribe(). Returns 0 or
- * EDGE_ERR_STATE (the object is no longer FILLING: just read it; or `sub` is already subscribed).
+ * no reference: keep your own until on_done or edge_obj_unsubscribe(). With several loops the
+ * object may complete between edge_cache_get() and this call: EDGE_ERR_STATE then means "read it
+ * whole", exactly as a HIT. Returns 0, EDGE_ERR_STATE (the object is no longer FILLING; or `sub`
+ * is already subscribed) or EDGE_ERR_INVAL (`sub->waker` belongs to another cache).
  */
 int edge_obj_subscribe(edge_obj_t *o, edge_sub_t *sub);
 
-/** Removes `sub` from its object, e.g. when the client went away. Does nothing if not subscribed.
+/**
+ * Removes `sub` from its object, e.g. when the client went away, and drops a wake-up still queued
+ * for it: after this call none of its callbacks runs. Does nothing if not subscribed. Call it on
+ * the subscriber's thread.
  */
 void edge_obj_unsubscribe(edge_sub_t *sub);
+
+/* ---- wakers: delivering callbacks on the subscriber's own loop -------------------------- */
+
+/**
+ * Creates the waker of the calling thread's loop, for subscribers of objects of `c`. The cache
+ * stays free of loops: when a subscriber of this waker has something to be told, the cache calls
+ * `kick(kick_data)` from the filler's thread, with the cache's mutex held, at most once until the
+ * next edge_waker_run(). `kick` must be thread-safe, quick and must not call into the cache:
+ * uv_async_send() on an async handle of the loop whose callback calls edge_waker_run() is the one
+ * intended use. Call from the thread that will run the waker. Returns 0 and sets `*out`, or
+ * EDGE_ERR_NOMEM.
+ */
+int edge_waker_new(edge_waker_t **out, edge_cache_t *c, void (*kick)(void *data), void *kick_data);
+
+/**
+ * Delivers every wake-up queued for this waker's subscribers: on_data, or on_done (once) to those
+ * whose object ended. Call it on the waker's thread, from the async callback that `kick` woke.
+ * Wake-ups queued while it runs are delivered too, up to as many as were queued on entry; past
+ * that it kicks again rather than starve the loop.
+ */
+void edge_waker_run(edge_waker_t *w);
+
+/**
+ * Frees the waker, on its thread, once none of its subscribers is subscribed (each got on_done or
+ * was unsubscribed); then close the kick's async handle. The cache may already be freed. NULL does
+ * nothing.
+ */
+void edge_waker_free(edge_waker_t *w);
 
 #endif

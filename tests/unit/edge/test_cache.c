@@ -1,8 +1,10 @@
 /*
  * test_cache.c: edge/cache.h. Eviction orders of both policies, the byte budget with FILLING
  * objects, references outliving eviction, collapsing and read-while-write callbacks, failures,
- * TTL and stale-if-error on a fake clock, purge, and the object size limit.
+ * TTL and stale-if-error on a fake clock, purge, the object size limit, and wakers (subscribers of
+ * another loop).
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -404,6 +406,116 @@ static void test_unsubscribe_in_callback(void **state)
     edge_cache_free(c);
 }
 
+/* ---- wakers: subscribers of another loop ---- */
+
+static int kicks;
+
+static void count_kick(void *data)
+{
+    (void)data;
+    kicks++;
+}
+
+static edge_waker_t *new_waker_result;
+static edge_cache_t *new_waker_cache;
+
+static void *make_waker(void *arg)
+{
+    (void)arg;
+    assert_int_equal(edge_waker_new(&new_waker_result, new_waker_cache, count_kick, NULL), 0);
+    return NULL;
+}
+
+/* A waker made on another thread: this thread is then the filler of another loop, and every
+ * callback waits for edge_waker_run(). Running it here keeps the test deterministic; the real
+ * cross-thread case is test_cache_threads.c. */
+static edge_waker_t *foreign_waker(edge_cache_t *c)
+{
+    pthread_t t;
+    new_waker_cache = c;
+    assert_int_equal(pthread_create(&t, NULL, make_waker, NULL), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    return new_waker_result;
+}
+
+static void test_waker(void **state)
+{
+    edge_cache_t *c = mk(EDGE_POLICY_LRU, 1 << 20), *c2 = mk(EDGE_POLICY_LRU, 1 << 20);
+    edge_waker_t *w = foreign_waker(c), *local = NULL;
+    edge_obj_t *f;
+    waiter_t a, b, d, l;
+    edge_ttl_t t = fresh(2000, 0);
+    uint64_t size;
+
+    kicks = 0;
+    waiter_init(&a);
+    waiter_init(&b);
+    waiter_init(&d);
+    waiter_init(&l);
+    a.sub.waker = b.sub.waker = d.sub.waker = w;
+    assert_int_equal(edge_waker_new(&local, c, count_kick, NULL), 0);
+    l.sub.waker = local; /* this thread's own waker: called directly, as without one */
+    assert_int_equal(edge_cache_get(c, "/w", 0, &f), EDGE_CACHE_MISS);
+    assert_int_equal(edge_obj_set_response(f, 200, -1, &t, NULL, 0), 0);
+    assert_int_equal(edge_obj_subscribe(f, &a.sub), 0);
+    assert_int_equal(edge_obj_subscribe(f, &b.sub), 0);
+    assert_int_equal(edge_obj_subscribe(f, &d.sub), 0);
+    assert_int_equal(edge_obj_subscribe(f, &l.sub), 0);
+
+    /* Three appends: the local sub is called three times, the others are owed one call, and the
+     * waker is kicked once. */
+    assert_int_equal(edge_obj_append(f, body, 0, 10), 0);
+    assert_int_equal(edge_obj_append(f, body, 10, 20), 0);
+    assert_int_equal(edge_obj_append(f, body, 30, 30), 0);
+    assert_string_equal(l.log, "ddd");
+    assert_string_equal(a.log, "");
+    assert_int_equal(kicks, 1);
+    edge_obj_unsubscribe(&d.sub); /* its wake-up is dropped with it */
+    edge_waker_run(w);
+    assert_string_equal(a.log, "d");
+    assert_string_equal(b.log, "d");
+    assert_string_equal(d.log, "");
+    assert_int_equal(a.seen, 60);
+    edge_waker_run(w); /* nothing more is owed */
+    assert_string_equal(a.log, "d");
+
+    /* An append then the end: one on_done, which reads the bytes its folded on_data would have. */
+    assert_int_equal(edge_obj_append(f, body, 60, 40), 0);
+    assert_int_equal(kicks, 2);
+    assert_int_equal(edge_obj_finish(f, 1), 0);
+    assert_int_equal(kicks, 2); /* still owed since the last kick: no new one */
+    assert_string_equal(l.log, "ddddD");
+    assert_non_null(a.sub._obj);  /* until on_done is delivered */
+    edge_obj_unsubscribe(&b.sub); /* gone before its on_done: never called */
+    edge_waker_run(w);
+    assert_string_equal(a.log, "dD");
+    assert_string_equal(b.log, "d");
+    assert_int_equal(a.seen, 100);
+    assert_int_equal(a.done, 1);
+    assert_null(a.sub._obj);
+    assert_int_equal(edge_obj_progress(f, &size), EDGE_OBJ_COMPLETE);
+    assert_int_equal(size, 100);
+    edge_waker_run(w);
+    assert_int_equal(a.done, 1);
+
+    /* A waker of another cache is refused. */
+    edge_obj_t *g;
+    waiter_t x;
+    waiter_init(&x);
+    x.sub.waker = w;
+    assert_int_equal(edge_cache_get(c2, "/w", 0, &g), EDGE_CACHE_MISS);
+    assert_int_equal(edge_obj_subscribe(g, &x.sub), EDGE_ERR_INVAL);
+    assert_int_equal(edge_obj_fail(g, EDGE_ERR_UPSTREAM, 0), 0);
+    edge_obj_unref(g);
+
+    edge_obj_unref(f);
+    edge_cache_free(c);
+    edge_cache_free(c2);
+    /* Wakers may outlive their cache. */
+    edge_waker_free(w);
+    edge_waker_free(local);
+}
+
 static void test_failure(void **state)
 {
     edge_cache_t *c = mk(EDGE_POLICY_S3FIFO, 1 << 20);
@@ -664,6 +776,7 @@ int main(void)
         cmocka_unit_test(test_chunks),
         cmocka_unit_test(test_collapse),
         cmocka_unit_test(test_unsubscribe_in_callback),
+        cmocka_unit_test(test_waker),
         cmocka_unit_test(test_failure),
         cmocka_unit_test(test_uncacheable),
         cmocka_unit_test(test_ttl),
