@@ -241,6 +241,9 @@ int hls__mp4_read_fragment(const uint8_t *p, size_t len, hls_mp4_frag_t *out,
 /* hls_playlist.c, shared with hls_mpd.c: one past the last complete segment of a track, and its
  * peak bits/s (the packager's figure, else measured over recent segments, else a guess). */
 uint64_t hls__complete_end(const hls_track_t *t);
+/* The first segment a render may list: the track's first, or with `dvr` unset the first of the
+ * current run (restored segments of an earlier run are a prefix of the timeline). */
+uint64_t hls__list_from(const hls_track_t *t, int dvr);
 uint64_t hls__peak_bandwidth(const hls_track_t *t);
 
 #endif

@@ -145,6 +145,61 @@ static void put_adaptation(sw_str_t *out, const hls_view_t *v, const hls_track_t
                      "      </Representation>\n    </AdaptationSet>\n");
 }
 
+/* XML 1.0 has no way to write most control characters, not even as references. */
+static int xml_text_safe(const char *s)
+{
+    if (s == NULL)
+        return 0;
+    for (; *s != '\0'; s++)
+        if ((unsigned char)*s < 0x20 && *s != '\t' && *s != '\n' && *s != '\r')
+            return 0;
+    return 1;
+}
+
+/*
+ * The Period's EventStream: the dateranges from index `i` on that start within the PDT span of the
+ * reference track's segments [from, to), up to the next Period's first PDT (the last Period's end
+ * included). presentationTime is on the Period's timeline: the output time of the event's instant,
+ * from the segment holding it, minus the Period's start. Returns the index of the first one left.
+ */
+static size_t put_events(sw_str_t *out, const hls_render_opts_t *o, size_t i,
+                         const hls_track_t *ref, uint64_t from, uint64_t to, int64_t pstart)
+{
+    const hls_segment_t *last = hls_track_segment(ref, to - 1);
+    int final = to >= hls__complete_end(ref);
+    int64_t until = final ? last->pdt_ms + rescale((int64_t)last->duration, ref->timescale, 1000)
+                          : hls_track_segment(ref, to)->pdt_ms;
+    uint64_t m = from;
+    int opened = 0;
+
+    for (; i < o->ndateranges; i++) {
+        const hls_daterange_t *d = &o->dateranges[i];
+        if (d->start_ms > until || (d->start_ms == until && !final))
+            break;
+        if (!xml_text_safe(d->id) || d->id[0] == '\0' || !xml_text_safe(d->data))
+            continue;
+        while (m + 1 < to && hls_track_segment(ref, m + 1)->pdt_ms <= d->start_ms)
+            m++;
+        const hls_segment_t *seg = hls_track_segment(ref, m);
+        int64_t at = seg->start + rescale(d->start_ms - seg->pdt_ms, 1000, ref->timescale);
+        int64_t pt = rescale(at - pstart, ref->timescale, 1000);
+        if (!opened) {
+            sw_str_puts(out, "    <EventStream schemeIdUri=\"" HLS_EVENT_SCHEME_URI
+                             "\" timescale=\"1000\">\n");
+            opened = 1;
+        }
+        sw_str_printf(out, "      <Event presentationTime=\"%lld\" id=\"",
+                      (long long)(pt > 0 ? pt : 0));
+        put_escaped(out, d->id);
+        sw_str_puts(out, "\">");
+        put_escaped(out, d->data);
+        sw_str_puts(out, "</Event>\n");
+    }
+    if (opened)
+        sw_str_puts(out, "    </EventStream>\n");
+    return i;
+}
+
 int hls_render_mpd(const hls_view_t *v, const hls_render_opts_t *o, sw_str_t *out)
 {
     static const hls_render_opts_t defaults;
@@ -156,14 +211,16 @@ int hls_render_mpd(const hls_view_t *v, const hls_render_opts_t *o, sw_str_t *ou
         o = &defaults;
     /* The video track leads (its keyframes cut the segments); audio alone when there is none. */
     for (int k = 0; k < HLS_NTRACKS && ref == NULL; k++)
-        if (usable(v->tracks[k]) && hls__complete_end(v->tracks[k]) > v->tracks[k]->first_msn)
+        if (usable(v->tracks[k]) &&
+            hls__complete_end(v->tracks[k]) > hls__list_from(v->tracks[k], o->dvr))
             ref = v->tracks[k];
     if (ref == NULL)
         return HLS_ERR_AGAIN;
 
     uint32_t window = o->window_segments != 0 ? o->window_segments : DEFAULT_WINDOW_SEGMENTS;
     uint64_t cend = hls__complete_end(ref);
-    uint64_t first = o->dvr || cend - ref->first_msn <= window ? ref->first_msn : cend - window;
+    uint64_t list_from = hls__list_from(ref, o->dvr);
+    uint64_t first = o->dvr || cend - list_from <= window ? list_from : cend - window;
     uint64_t maxd = ref->max_duration;
     for (uint64_t m = first; m < cend; m++)
         if (hls_track_segment(ref, m)->duration > maxd)
@@ -215,6 +272,11 @@ int hls_render_mpd(const hls_view_t *v, const hls_render_opts_t *o, sw_str_t *ou
             pmsn = m - 1;
             found = 1;
         }
+    /* Events before the first listed segment are outside the MPD's span. */
+    size_t dr = 0;
+    while (dr < o->ndateranges &&
+           o->dateranges[dr].start_ms < hls_track_segment(ref, first)->pdt_ms)
+        dr++;
     for (uint64_t from = first; from < cend;) {
         uint64_t to = from + 1;
         while (to < cend && !flagged(v, to))
@@ -223,6 +285,7 @@ int hls_render_mpd(const hls_view_t *v, const hls_render_opts_t *o, sw_str_t *ou
         sw_str_printf(out, "  <Period id=\"%llu\"", found ? (unsigned long long)pmsn : 0ULL);
         put_dur(out, "start", (uint64_t)rescale(pstart, ref->timescale, 1000));
         sw_str_puts(out, ">\n");
+        dr = put_events(out, o, dr, ref, from, to, pstart);
         for (int k = 0; k < HLS_NTRACKS; k++)
             if (usable(v->tracks[k]))
                 put_adaptation(out, v, v->tracks[k], from, to, pstart, ref->timescale);

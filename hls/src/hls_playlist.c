@@ -54,6 +54,14 @@ static int last_part(const hls_track_t *t, uint64_t *msn, uint32_t *part, int *h
     return 0;
 }
 
+uint64_t hls__list_from(const hls_track_t *t, int dvr)
+{
+    uint64_t m = t->first_msn;
+    while (!dvr && m < t->next_msn && hls_track_segment(t, m)->restored)
+        m++;
+    return m;
+}
+
 /* Peak bits/s of a track: the packager's figure, else measured, else a guess from the codec. */
 uint64_t hls__peak_bandwidth(const hls_track_t *t)
 {
@@ -156,7 +164,8 @@ static void plan(const hls_view_t *v, const hls_track_t *t, const hls_render_opt
     uint32_t window = o->window_segments != 0 ? o->window_segments : DEFAULT_WINDOW_SEGMENTS;
     uint64_t ts = t->timescale;
 
-    l->first = o->dvr || cend - t->first_msn <= window ? t->first_msn : cend - window;
+    uint64_t from = hls__list_from(t, o->dvr);
+    l->first = o->dvr || cend - from <= window ? from : cend - window;
     l->end = t->next_msn;
 
     /* EXT-X-TARGETDURATION: the longest segment ever, rounded to the nearest second, never below
@@ -222,6 +231,65 @@ static void print_secs(sw_str_t *out, uint64_t d, uint32_t ts)
     sw_str_printf(out, "%.5f", (double)d / ts);
 }
 
+/* An HLS quoted-string may not hold '"', CR or LF (RFC 8216bis 4.2); we also keep it printable. */
+static int attr_safe(const char *s)
+{
+    if (s == NULL || *s == '\0')
+        return 0;
+    for (; *s != '\0'; s++)
+        if (*s < 0x20 || *s > 0x7e || *s == '"')
+            return 0;
+    return 1;
+}
+
+static void put_base64(sw_str_t *out, const char *s)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = strlen(s);
+    char q[4];
+
+    for (; n >= 3; p += 3, n -= 3) {
+        q[0] = tab[p[0] >> 2];
+        q[1] = tab[(p[0] & 3) << 4 | p[1] >> 4];
+        q[2] = tab[(p[1] & 15) << 2 | p[2] >> 6];
+        q[3] = tab[p[2] & 63];
+        sw_str_append(out, q, 4);
+    }
+    if (n > 0) {
+        q[0] = tab[p[0] >> 2];
+        q[1] = tab[(p[0] & 3) << 4 | (n > 1 ? p[1] >> 4 : 0)];
+        q[2] = n > 1 ? tab[(p[1] & 15) << 2] : '=';
+        q[3] = '=';
+        sw_str_append(out, q, 4);
+    }
+}
+
+/*
+ * Prints the dateranges from index `i` on whose start is before `until` (or at it, with
+ * `inclusive`); returns the index of the first one not printed.
+ */
+static size_t put_dateranges(sw_str_t *out, const hls_render_opts_t *o, size_t i, int64_t until,
+                             int inclusive)
+{
+    char iso[40];
+
+    for (; i < o->ndateranges; i++) {
+        const hls_daterange_t *d = &o->dateranges[i];
+        if (d->start_ms > until || (d->start_ms == until && !inclusive))
+            break;
+        if (!attr_safe(d->id) || !attr_safe(d->type))
+            continue;
+        sw_str_printf(out,
+                      "#EXT-X-DATERANGE:ID=\"%s\",CLASS=\"" HLS_DATERANGE_CLASS
+                      "\",START-DATE=\"%s\",X-SW-TYPE=\"%s\",X-SW-DATA=\"",
+                      d->id, sw_iso8601(d->start_ms, iso, sizeof(iso)), d->type);
+        put_base64(out, d->data != NULL ? d->data : "");
+        sw_str_puts(out, "\"\n");
+    }
+    return i;
+}
+
 int hls_render_media(const hls_view_t *v, int kind, const hls_render_opts_t *o, sw_str_t *out)
 {
     static const hls_render_opts_t defaults;
@@ -237,7 +305,7 @@ int hls_render_media(const hls_view_t *v, int kind, const hls_render_opts_t *o, 
         return HLS_ERR_NOT_FOUND;
     if (!present(t = v->tracks[kind]) || t->ring_cap == 0)
         return HLS_ERR_NOT_FOUND;
-    if (hls__complete_end(t) == t->first_msn)
+    if (hls__complete_end(t) <= hls__list_from(t, o->dvr))
         return HLS_ERR_AGAIN;
     plan(v, t, o, &l);
 
@@ -250,8 +318,17 @@ int hls_render_media(const hls_view_t *v, int kind, const hls_render_opts_t *o, 
                   l.target_s, 3 * l.part_ms / 1000, 3 * l.part_ms % 1000, 6 * l.target_s,
                   l.part_ms / 1000, l.part_ms % 1000, (unsigned long long)l.first,
                   (unsigned long long)l.disc_seq);
-    if (l.skipped > 0)
+    /* Dateranges before the first listed segment's PDT are outside the span. */
+    size_t dr = 0;
+    int64_t span_from = hls_track_segment(t, l.first)->pdt_ms;
+    while (dr < o->ndateranges && o->dateranges[dr].start_ms < span_from)
+        dr++;
+    if (l.skipped > 0) {
         sw_str_printf(out, "#EXT-X-SKIP:SKIPPED-SEGMENTS=%llu\n", (unsigned long long)l.skipped);
+        /* Without CAN-SKIP-DATERANGES a delta update keeps every EXT-X-DATERANGE (RFC 8216bis
+         * 6.2.5.1): those of the skipped segments stand here. */
+        dr = put_dateranges(out, o, dr, hls_track_segment(t, l.first + l.skipped)->pdt_ms, 0);
+    }
 
     uint32_t gen = 0;
     for (uint64_t m = l.first + l.skipped; m < l.end; m++) {
@@ -267,6 +344,14 @@ int hls_render_media(const hls_view_t *v, int kind, const hls_render_opts_t *o, 
         gen = seg->init_gen;
         sw_str_printf(out, "#EXT-X-PROGRAM-DATE-TIME:%s\n",
                       sw_iso8601(seg->pdt_ms, pdt, sizeof(pdt)));
+        /* This segment's dateranges: up to the next listed segment's PDT (a gap before a
+         * discontinuity belongs to the segment before it), or up to its own end for the last. */
+        const hls_segment_t *next = m + 1 < l.end ? hls_track_segment(t, m + 1) : NULL;
+        if (next != NULL && (next->complete || m + 2 < l.end || next->nparts > 0))
+            dr = put_dateranges(out, o, dr, next->pdt_ms, 0);
+        else
+            dr = put_dateranges(out, o, dr,
+                                seg->pdt_ms + (int64_t)(seg->duration * 1000 / t->timescale), 1);
         if (m >= l.parts_from) {
             for (uint32_t i = 0; i < seg->nparts; i++) {
                 sw_str_puts(out, "#EXT-X-PART:DURATION=");

@@ -88,6 +88,7 @@ struct hls_stream {
     int64_t offset90;
     int64_t origin_ms;
     int64_t last_now_ms;
+    int64_t edge_ms; /* PDT of the newest sample placed */
 };
 
 const char *hls_strerror(int rv)
@@ -456,6 +457,47 @@ static int discontinuity(hls_stream_t *s, int64_t now_ms, const char *why)
     return 0;
 }
 
+int hls_stream_restore_segment(hls_stream_t *s, int kind, const hls_segment_t *seg,
+                               uint32_t timescale)
+{
+    if (s == NULL || seg == NULL || kind < 0 || kind >= HLS_NTRACKS || timescale == 0)
+        return HLS_ERR_INVAL;
+    if (s->fatal)
+        return HLS_ERR_NOMEM;
+    hls_track_t *tr = &s->tracks[kind];
+    trk_t *t = &s->t[kind];
+    int empty = tr->next_msn == tr->first_msn;
+    if (s->have_offset || t->have_last || seg->msn >= s->cfg.first_msn ||
+        (!empty && seg->msn != tr->next_msn) || (!empty && timescale != tr->timescale))
+        return HLS_ERR_INVAL;
+    if (ring_reserve(tr) != 0)
+        return HLS_ERR_NOMEM; /* nothing changed */
+    if (empty)
+        tr->first_msn = tr->next_msn = t->mem_msn = seg->msn;
+    hls_segment_t *r = seg_at(tr, tr->next_msn);
+    memset(r, 0, sizeof(*r));
+    r->msn = seg->msn;
+    r->start = seg->start;
+    r->duration = seg->duration;
+    r->pdt_ms = seg->pdt_ms;
+    r->init_gen = seg->init_gen;
+    r->discontinuity = seg->discontinuity;
+    r->bytes = seg->bytes;
+    r->complete = 1;
+    r->restored = 1;
+    tr->next_msn++;
+    t->mem_msn = tr->next_msn;
+    tr->timescale = timescale;
+    if (r->duration > tr->max_duration)
+        tr->max_duration = r->duration;
+    /* What comes next starts after it, from another publisher session. */
+    t->end = t->last_dts = r->start + (int64_t)r->duration;
+    t->have_end = 1;
+    t->run = 0;
+    t->pending_disc = 1;
+    return 0;
+}
+
 int hls_stream_discontinuity(hls_stream_t *s, int64_t now_ms)
 {
     if (s->fatal)
@@ -803,6 +845,8 @@ static int place(hls_stream_t *s, int kind, int64_t dts, int key, int64_t now_ms
     t->have_last = 1;
     t->last_in90 = u;
     *out90 = u - s->offset90;
+    if (s->origin_ms + *out90 / 90 > s->edge_ms)
+        s->edge_ms = s->origin_ms + *out90 / 90;
     return 1;
 }
 
@@ -1066,6 +1110,11 @@ const hls_stream_config_t *hls_stream_get_config(const hls_stream_t *s)
 int64_t hls_stream_origin_ms(const hls_stream_t *s)
 {
     return s->origin_ms;
+}
+
+int64_t hls_stream_edge_ms(const hls_stream_t *s)
+{
+    return s->edge_ms;
 }
 
 void hls_stream_get_stats(const hls_stream_t *s, hls_stream_stats_t *out)

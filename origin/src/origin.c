@@ -103,7 +103,8 @@ static origin_stream_t *stream_new(struct origin *o, const char *name)
     uint64_t next_msn = 0;
     int64_t origin_ms = 0;
     uint32_t init_gen = 0;
-    if (origin__dvr_restore(o, name, &next_msn, &origin_ms, &init_gen) == 0) {
+    int clean = 0;
+    if (origin__dvr_restore(o, name, &next_msn, &origin_ms, &init_gen, &clean) == 0) {
         cfg.first_msn = next_msn;
         cfg.origin_ms = origin_ms;
         cfg.first_init_gen = init_gen;
@@ -112,6 +113,8 @@ static origin_stream_t *stream_new(struct origin *o, const char *name)
     }
     if (hls_stream_new(&st->hls, &cfg, &hls_cbs, st) != 0)
         goto fail;
+    if (clean && origin__dvr_restore_timeline(st, next_msn) != 0)
+        sw_log(SW_LOG_WARN, "origin", "%s: the earlier run's timeline was not restored", name);
     if (origin__dvr_open(st) != 0)
         goto fail_hls;
     st->next = o->streams;
@@ -128,6 +131,7 @@ fail:
 static void stream_free(origin_stream_t *st)
 {
     origin__waiters_abort_all(st);
+    origin__room_dispose(&st->room);
     origin__dvr_close(st);
     hls_stream_free(st->hls);
     for (int k = 0; k < HLS_NTRACKS; k++)
@@ -334,6 +338,7 @@ static void on_tick(uv_timer_t *t)
     int64_t now = sw_now_ms();
     for (origin_stream_t *st = o->streams; st != NULL; st = st->next)
         origin__waiters_sweep(st, now);
+    origin__rooms_sweep(o, now);
     if (o->redis != NULL)
         origin__redis_tick(o->redis);
 }
@@ -415,6 +420,9 @@ int origin_new(origin_t **out, uv_loop_t *loop, const origin_config_t *cfg, char
         goto fail_origin;
     if (cfg->public_url != NULL && (o->public_url = strdup(cfg->public_url)) == NULL)
         goto fail_dir;
+    if (cfg->api_token != NULL && cfg->api_token[0] != '\0' &&
+        (o->api_token = strdup(cfg->api_token)) == NULL)
+        goto fail_url;
 
     if (mkdir_p(o->data_dir) != 0 || access(o->data_dir, W_OK) != 0) {
         snprintf(err, errlen, "data folder %s is not writable: %s", o->data_dir, strerror(errno));
@@ -495,6 +503,7 @@ fail_http:
     uv_run(loop, UV_RUN_NOWAIT);
     sw_http_server_free(o->http);
 fail_url:
+    free(o->api_token);
     free(o->public_url);
 fail_dir:
     free(o->data_dir);
@@ -559,5 +568,6 @@ void origin_free(origin_t *o)
     free(o->pubmap);
     free(o->data_dir);
     free(o->public_url);
+    free(o->api_token);
     free(o);
 }

@@ -6,7 +6,12 @@
  *   DELETE /api/streams/NAME     drops the publisher (the stream and its DVR window stay)
  *   GET    /api/time             the clock, ISO 8601 (DASH UTCTiming)
  *   GET    /api/latency          frame-arrival-to-part-servable latency, p50/p90/p99 (ms)
+ *   POST   /api/rooms/ROOM/events  a room event, stamped and written to Redis (origin_rooms.c)
  *   GET    /metrics              Prometheus text format
+ *
+ * What changes things (POST, DELETE) takes `Authorization: Bearer API_TOKEN` when api_token is
+ * set, and comes from loopback only when it is not: an open port must not let anyone drop a
+ * publisher or put a product on every viewer's screen.
  */
 #include <inttypes.h>
 #include <math.h>
@@ -165,6 +170,10 @@ void origin__api_handle(struct origin *o, sw_http_req_t *req, const char *path)
         sw_str_dispose(&s);
         return;
     }
+    if (strncmp(path, "rooms/", 6) == 0) {
+        origin__rooms_api(o, req, path + 6);
+        return;
+    }
     if (strncmp(path, "streams/", 8) == 0) {
         origin_stream_t *st = origin__stream_find(o, path + 8);
         if (st == NULL) {
@@ -180,6 +189,13 @@ void origin__api_handle(struct origin *o, sw_http_req_t *req, const char *path)
             return;
         }
         if (strcmp(req->method, "DELETE") == 0) {
+            if (!origin__api_allowed(o, req)) {
+                json_error(req, o->api_token != NULL ? 401 : 403,
+                           o->api_token != NULL ? "missing or wrong Authorization: Bearer token"
+                                                : "only from loopback while the origin has no "
+                                                  "api_token");
+                return;
+            }
             if (st->pub == NULL) {
                 json_error(req, 409, "stream has no publisher");
                 return;
@@ -317,9 +333,36 @@ void origin__metrics_handle(struct origin *o, sw_http_req_t *req)
         sw_str_printf(&s,
                       "# TYPE shortwave_redis_connected gauge\n"
                       "shortwave_redis_connected %d\n"
+                      "# HELP shortwave_redis_events_reader_connected The XREAD connection for "
+                      "room events.\n"
+                      "# TYPE shortwave_redis_events_reader_connected gauge\n"
+                      "shortwave_redis_events_reader_connected %d\n"
                       "# TYPE shortwave_redis_reconnects_total counter\n"
                       "shortwave_redis_reconnects_total %" PRIu64 "\n",
-                      origin__redis_connected(o->redis), origin__redis_reconnects(o->redis));
+                      origin__redis_connected(o->redis), origin__redis_reader_connected(o->redis),
+                      origin__redis_reconnects(o->redis));
+    sw_str_printf(
+        &s,
+        "# HELP shortwave_origin_room_events_posted_total Events POSTed and written to Redis.\n"
+        "# TYPE shortwave_origin_room_events_posted_total counter\n"
+        "shortwave_origin_room_events_posted_total %" PRIu64 "\n"
+        "# HELP shortwave_origin_room_events_refused_total POSTs refused, by reason.\n"
+        "# TYPE shortwave_origin_room_events_refused_total counter\n"
+        "shortwave_origin_room_events_refused_total{reason=\"bad_request\"} %" PRIu64 "\n"
+        "shortwave_origin_room_events_refused_total{reason=\"unauthorized\"} %" PRIu64 "\n"
+        "shortwave_origin_room_events_refused_total{reason=\"not_live\"} %" PRIu64 "\n"
+        "# HELP shortwave_origin_room_events_redis_errors_total POSTs that Redis did not take "
+        "(not configured, unreachable, an error reply).\n"
+        "# TYPE shortwave_origin_room_events_redis_errors_total counter\n"
+        "shortwave_origin_room_events_redis_errors_total %" PRIu64 "\n"
+        "# HELP shortwave_origin_room_events_read_total Entries read from Redis (XREAD, "
+        "XREVRANGE), repeats included.\n"
+        "# TYPE shortwave_origin_room_events_read_total counter\n"
+        "shortwave_origin_room_events_read_total %" PRIu64 "\n"
+        "# TYPE shortwave_origin_room_events_skipped_total counter\n"
+        "shortwave_origin_room_events_skipped_total %" PRIu64 "\n",
+        o->events_posted, o->events_rejected, o->events_unauthorized, o->events_not_live,
+        o->events_redis_errors, o->events_read, o->events_skipped);
 
     sw_http_header_t h[] = {
         {"content-type", "text/plain; version=0.0.4"},

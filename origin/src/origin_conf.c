@@ -108,6 +108,8 @@ static const sw_conf_key_t keys[] = {
      "redis://HOST:PORT[/DB] to register live streams in; empty for none"},
     {"", "public_url", SW_CONF_STR, OFF(public_url), 0, 0, NULL, "from `http`",
      "base URL edges use to reach this origin, announced in Redis"},
+    {"", "api_token", SW_CONF_STR, OFF(api_token), 0, 0, NULL, "(none)",
+     "Bearer token for POST and DELETE under /api/; unset: allowed from loopback only"},
     {"", "log_level", SW_CONF_LOGLEVEL, OFF(log_level), 0, 0, NULL, "info",
      "error, warn, info or debug"},
     {"srt", "latency", SW_CONF_DURATION, OFF(srt_latency_ms), 20, 8000, NULL, "120ms",

@@ -1,7 +1,8 @@
 /*
  * origin_dvr.c: the DVR window on disk.
  *
- *   DATA/NAME/index.log           one line per finished segment (used after a restart)
+ *   DATA/NAME/index.log           one line per finished segment (used after a restart), and
+ *                                 "end" when the origin stopped cleanly
  *   DATA/NAME/{v,a}/init-G.mp4    init segments
  *   DATA/NAME/{v,a}/M.m4s         segments (the concatenation of their parts)
  *
@@ -50,6 +51,7 @@ typedef struct dvr_job {
     sw_http_req_t *req;
     const char *content_type;
     int64_t prune_before_s;
+    uint32_t keep_init_from; /* JOB_PRUNE: init segments of this generation on stay */
 } dvr_job_t;
 
 enum { JOB_WRITE, JOB_UNLINK, JOB_READ, JOB_PRUNE, JOB_COMPACT };
@@ -157,6 +159,10 @@ static void do_prune(dvr_job_t *j)
             char p[1500];
             struct stat st;
             if (e->d_name[0] == '.')
+                continue;
+            /* A restored timeline may still list segments that decode with an old init. */
+            if (strncmp(e->d_name, "init-", 5) == 0 &&
+                strtoul(e->d_name + 5, NULL, 10) >= j->keep_init_from)
                 continue;
             snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
             if (stat(p, &st) == 0 && S_ISREG(st.st_mode) && st.st_mtime < j->prune_before_s)
@@ -352,6 +358,13 @@ int origin__dvr_open(origin_stream_t *st)
     if (j != NULL) {
         snprintf(j->path, sizeof(j->path), "%s", st->dir);
         j->prune_before_s = (int64_t)time(NULL) - (int64_t)st->o->hls_cfg.window_ms / 1000 - 60;
+        j->keep_init_from = UINT32_MAX;
+        for (int k = 0; k < HLS_NTRACKS; k++) {
+            const hls_track_t *t = hls_stream_track(st->hls, k);
+            const hls_segment_t *seg = hls_track_segment(t, t->first_msn);
+            if (seg != NULL && seg->init_gen < j->keep_init_from)
+                j->keep_init_from = seg->init_gen;
+        }
         job_queue_ordered(st, j);
     }
     return 0;
@@ -364,7 +377,11 @@ void origin__dvr_close(origin_stream_t *st)
 {
     /* Jobs still queued hold a copy of the descriptor; the loop runs them to completion before
      * the origin is freed (uv_loop_close needs every request done), so closing here is safe only
-     * after the loop has stopped, which is where stream_free() runs. */
+     * after the loop has stopped, which is where stream_free() runs. Every segment was closed and
+     * written by then, so no number past the last one was ever served: the next run may restore
+     * this timeline and continue right after it (origin__dvr_restore). */
+    if (st->index_fd >= 0 && write(st->index_fd, "end\n", 4) != 4)
+        sw_log(SW_LOG_WARN, "dvr", "%s: cannot mark the index as closed cleanly", st->name);
     if (st->index_fd >= 0)
         close(st->index_fd);
     st->index_fd = -1;
@@ -400,9 +417,10 @@ void origin__dvr_write_segment(origin_stream_t *st, int kind, const hls_segment_
             j->bufs[j->nbufs++] = sw_rbuf_ref(seg->parts[i].data);
     snprintf(j->line, sizeof(j->line),
              "seg %s %" PRIu64 " %" PRId64 " %" PRIu64 " %" PRId64 " %u %u %" PRIu64 " %" PRId64
-             "\n",
+             " %u\n",
              origin__kind_dir(kind), seg->msn, seg->start, seg->duration, seg->pdt_ms,
-             seg->init_gen, seg->discontinuity, seg->bytes, hls_stream_origin_ms(st->hls));
+             seg->init_gen, seg->discontinuity, seg->bytes, hls_stream_origin_ms(st->hls),
+             hls_stream_track(st->hls, kind)->timescale);
     j->index_fd = st->index_fd;
     st->index_bytes += strlen(j->line);
     job_queue_ordered(st, j);
@@ -438,8 +456,28 @@ void origin__dvr_serve(origin_stream_t *st, sw_http_req_t *req, int kind, const 
     job_queue(j);
 }
 
+/* One line of index.log. Returns 1 for a segment line (timescale 0 when the line predates it). */
+static int index_line(const char *line, int *kind, hls_segment_t *seg, int64_t *origin_ms,
+                      uint32_t *timescale)
+{
+    char k[4];
+    unsigned gen, disc, ts = 0;
+    int n = sscanf(line,
+                   "seg %3s %" SCNu64 " %" SCNd64 " %" SCNu64 " %" SCNd64 " %u %u %" SCNu64
+                   " %" SCNd64 " %u",
+                   k, &seg->msn, &seg->start, &seg->duration, &seg->pdt_ms, &gen, &disc,
+                   &seg->bytes, origin_ms, &ts);
+    if (n < 9 || (strcmp(k, "v") != 0 && strcmp(k, "a") != 0))
+        return 0;
+    *kind = k[0] == 'v' ? HLS_VIDEO : HLS_AUDIO;
+    seg->init_gen = gen;
+    seg->discontinuity = (uint8_t)(disc != 0);
+    *timescale = n == 10 ? ts : 0;
+    return 1;
+}
+
 int origin__dvr_restore(struct origin *o, const char *name, uint64_t *next_msn, int64_t *origin_ms,
-                        uint32_t *init_gen)
+                        uint32_t *init_gen, int *clean)
 {
     char p[1100];
     snprintf(p, sizeof(p), "%s/%s/index.log", o->data_dir, name);
@@ -452,32 +490,98 @@ int origin__dvr_restore(struct origin *o, const char *name, uint64_t *next_msn, 
     uint64_t max_msn = 0;
     int64_t om = 0;
     unsigned max_gen = 0;
+    *clean = 0;
     while (fgets(line, sizeof(line), f) != NULL) {
-        char kind[4];
-        uint64_t msn, dur, bytes;
-        int64_t start, pdt, line_origin;
-        unsigned gen, disc;
-        if (sscanf(line,
-                   "seg %3s %" SCNu64 " %" SCNd64 " %" SCNu64 " %" SCNd64 " %u %u %" SCNu64
-                   " %" SCNd64,
-                   kind, &msn, &start, &dur, &pdt, &gen, &disc, &bytes, &line_origin) != 9)
+        hls_segment_t seg;
+        int kind;
+        int64_t line_origin;
+        uint32_t ts;
+        if (strcmp(line, "end\n") == 0) {
+            *clean = found;
             continue;
-        if (!found || msn >= max_msn) {
-            max_msn = msn;
+        }
+        if (!index_line(line, &kind, &seg, &line_origin, &ts))
+            continue;
+        *clean = 0;
+        if (!found || seg.msn >= max_msn) {
+            max_msn = seg.msn;
             om = line_origin;
         }
-        if (gen > max_gen)
-            max_gen = gen;
+        if (seg.init_gen > max_gen)
+            max_gen = seg.init_gen;
         found = 1;
     }
     fclose(f);
     if (!found)
         return -1;
-    /* Skip one number: the segment that was being written when the origin stopped may have
-     * been served in part under the next number. */
-    *next_msn = max_msn + 2;
+    /* After a crash, skip one number: the segment that was being written may have been served
+     * in part under the next number. After a clean stop every segment was finished and logged. */
+    *next_msn = max_msn + (*clean ? 1 : 2);
     *origin_ms = om;
     /* The init segments of the earlier run stay on disk for its segments: number past them. */
     *init_gen = max_gen;
     return 0;
+}
+
+int origin__dvr_restore_timeline(origin_stream_t *st, uint64_t next_msn)
+{
+    char p[1100];
+    hls_segment_t *segs[HLS_NTRACKS] = {NULL, NULL};
+    uint32_t ts[HLS_NTRACKS] = {0, 0};
+    size_t n[HLS_NTRACKS] = {0, 0}, cap[HLS_NTRACKS] = {0, 0};
+    int rv = 0;
+
+    snprintf(p, sizeof(p), "%s/index.log", st->dir);
+    FILE *f = fopen(p, "r");
+    if (f == NULL)
+        return -1;
+    char line[512];
+    while (fgets(line, sizeof(line), f) != NULL) {
+        hls_segment_t seg;
+        int k;
+        int64_t om;
+        uint32_t t;
+        if (!index_line(line, &k, &seg, &om, &t) || seg.msn >= next_msn)
+            continue;
+        if (t == 0 && k == HLS_VIDEO)
+            t = 90000; /* a line from before the timescale was logged */
+        if (t == 0 || (ts[k] != 0 && t != ts[k]) ||
+            (n[k] > 0 && seg.msn <= segs[k][n[k] - 1].msn)) {
+            n[k] = 0; /* a sample rate change, or numbers going back: keep what follows */
+        }
+        if (t == 0)
+            continue;
+        ts[k] = t;
+        if (n[k] == cap[k]) {
+            size_t c = cap[k] ? cap[k] * 2 : 256;
+            hls_segment_t *g = realloc(segs[k], c * sizeof(*g));
+            if (g == NULL) {
+                rv = -1;
+                goto out;
+            }
+            segs[k] = g;
+            cap[k] = c;
+        }
+        segs[k][n[k]++] = seg;
+    }
+    for (int k = 0; k < HLS_NTRACKS; k++) {
+        /* The run without holes that ends right before the next number, inside the window. */
+        if (n[k] == 0 || segs[k][n[k] - 1].msn + 1 != next_msn)
+            continue;
+        size_t from = n[k] - 1;
+        int64_t oldest = segs[k][from].pdt_ms - (int64_t)st->o->hls_cfg.window_ms;
+        while (from > 0 && segs[k][from - 1].msn + 1 == segs[k][from].msn &&
+               segs[k][from - 1].pdt_ms >= oldest)
+            from--;
+        for (size_t i = from; i < n[k] && rv == 0; i++)
+            rv = hls_stream_restore_segment(st->hls, k, &segs[k][i], ts[k]);
+        if (rv == 0)
+            sw_log(SW_LOG_INFO, "dvr", "%s: %s timeline of the earlier run restored: %zu segments",
+                   st->name, k == HLS_VIDEO ? "video" : "audio", n[k] - from);
+    }
+out:
+    fclose(f);
+    free(segs[0]);
+    free(segs[1]);
+    return rv;
 }

@@ -79,13 +79,18 @@ static void render_and_send(origin_stream_t *st, sw_http_req_t *req, int kind,
     hls_view_t v;
     sw_str_t out;
     int rv;
+    /* The room's events as they are now: a held request's copy of the options must not keep a
+     * pointer into an array that may have grown since. */
+    hls_render_opts_t o = *opts;
+    o.dateranges = st->room.ev;
+    o.ndateranges = st->room.n;
 
     hls_stream_view(st->hls, &v);
     sw_str_init(&out);
     if (kind < 0)
-        rv = hls_render_multivariant(&v, opts, &out);
+        rv = hls_render_multivariant(&v, &o, &out);
     else
-        rv = hls_render_media(&v, kind, opts, &out);
+        rv = hls_render_media(&v, kind, &o, &out);
     if (rv == 0 && !out.failed && kind >= 0) {
         char ready[32];
         snprintf(ready, sizeof(ready), "%" PRId64, st->part_ready_us[kind]);
@@ -208,6 +213,8 @@ static void send_part(sw_http_req_t *req, int kind, const hls_part_t *p)
 
 static int segment_in_memory(const hls_segment_t *seg)
 {
+    if (seg->nparts == 0)
+        return 0; /* restored from an earlier run: on disk only */
     for (uint32_t i = 0; i < seg->nparts; i++)
         if (seg->parts[i].data == NULL)
             return 0;
@@ -412,6 +419,8 @@ static void serve_mpd(origin_stream_t *st, sw_http_req_t *req)
         .window_segments = st->o->live_segments,
         .now_ms = sw_now_ms(),
         .utc_timing_url = "/api/time",
+        .dateranges = st->room.ev,
+        .ndateranges = st->room.n,
     };
 
     hls_stream_view(st->hls, &v);

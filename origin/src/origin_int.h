@@ -19,6 +19,7 @@
 typedef struct origin_stream origin_stream_t;
 typedef struct origin_waiter origin_waiter_t;
 typedef struct origin_redis origin_redis_t;
+typedef struct origin_event_in origin_event_in_t;
 
 /* What a held request waits for. */
 enum origin_wait_type {
@@ -59,6 +60,23 @@ typedef struct origin_latency {
 
 extern const double origin_lat_bounds_ms[ORIGIN_LAT_BUCKETS];
 
+/*
+ * A stream's room events (origin_rooms.c): what its playlists and MPD show as EXT-X-DATERANGE and
+ * EventStream, sorted by media time, at most ORIGIN_ROOM_MAX_EVENTS and none older than the DVR
+ * window. `ev[i].id` and `ev[i].data` (the client message) are owned; `type` is static.
+ */
+#define ORIGIN_ROOM_MAX_EVENTS 1000
+#define ORIGIN_EVENTS_MAXLEN   10000 /* XADD MAXLEN ~: entries kept per room in Redis */
+#define ORIGIN_EVENT_MAX_BODY  4096  /* bytes in a POST body */
+#define ORIGIN_EVENT_ID_MAX    48
+
+typedef struct origin_room {
+    hls_daterange_t *ev;
+    size_t n, cap;
+    char last_id[ORIGIN_EVENT_ID_MAX]; /* the newest entry id seen: where XREAD goes on */
+    int loaded;                        /* the DVR window was read (XREVRANGE) */
+} origin_room_t;
+
 struct origin_stream {
     origin_stream_t *next;
     struct origin *o;
@@ -84,6 +102,7 @@ struct origin_stream {
     uint64_t index_bytes;
     /* DVR writes of this stream, run one at a time in order (origin_dvr.c). */
     struct dvr_job *dvr_running, *dvr_head, *dvr_tail;
+    origin_room_t room;
 };
 
 typedef struct origin_pubmap_entry {
@@ -120,6 +139,11 @@ struct origin {
     uint64_t unpublishes_total;
     uint64_t waiters_total, waiters_timed_out;
     uint64_t dvr_write_errors;
+
+    char *api_token; /* Bearer token for POST/DELETE under /api/; NULL: loopback only */
+    struct origin_publish *publishing; /* POSTed events waiting for Redis (origin_rooms.c) */
+    uint64_t events_posted, events_rejected, events_unauthorized, events_not_live;
+    uint64_t events_redis_errors, events_read, events_skipped;
 };
 
 /* origin.c */
@@ -144,9 +168,13 @@ void origin__dvr_close(origin_stream_t *st);
 void origin__dvr_write_init(origin_stream_t *st, int kind, uint32_t gen, sw_rbuf_t *init);
 void origin__dvr_write_segment(origin_stream_t *st, int kind, const hls_segment_t *seg);
 void origin__dvr_expire(origin_stream_t *st, int kind, uint64_t msn);
-/* Reads data/NAME/index.log: the next msn and the wall clock of output time 0 of a past run. */
+/* Reads data/NAME/index.log: the next msn and the wall clock of output time 0 of a past run, and
+ * whether it stopped cleanly. */
 int origin__dvr_restore(struct origin *o, const char *name, uint64_t *next_msn, int64_t *origin_ms,
-                        uint32_t *init_gen);
+                        uint32_t *init_gen, int *clean);
+/* After a clean stop: puts the earlier run's segments (the DVR window, without holes, ending right
+ * before next_msn) back on st's timeline, so that DVR playlists still list them. 0 or -1. */
+int origin__dvr_restore_timeline(origin_stream_t *st, uint64_t next_msn);
 /* Serves data/NAME/{v,a}/FILE from disk (async read); 404 when absent. */
 void origin__dvr_serve(origin_stream_t *st, sw_http_req_t *req, int kind, const char *file,
                        const char *content_type);
@@ -159,9 +187,67 @@ void origin__redis_withdraw(origin_redis_t *r, origin_stream_t *st);
 void origin__redis_tick(origin_redis_t *r);
 int origin__redis_connected(const origin_redis_t *r);
 uint64_t origin__redis_reconnects(const origin_redis_t *r);
+/*
+ * Room events. publish: one EVAL (XADD + state hash, see origin_redis.c); `cb` gets the entry id,
+ * or NULL and a reason, exactly once; returns -1 without calling it when Redis is not connected.
+ * load_room: reads the stream's DVR window of events (XREVRANGE) into st->room. reader_kick:
+ * makes the events reader (XREAD BLOCK over the live rooms) include rooms newly loaded.
+ */
+int origin__redis_publish(origin_redis_t *r, const char *room, const origin_event_in_t *ev,
+                          const char *media_time, const char *msg_prefix, const char *msg_suffix,
+                          void (*cb)(void *data, const char *id, const char *err), void *data);
+void origin__redis_load_room(origin_redis_t *r, origin_stream_t *st);
+void origin__redis_reader_kick(origin_redis_t *r);
+int origin__redis_reader_connected(const origin_redis_t *r);
 /* Closes the link; counts one pending close on `o` and calls origin__closed_one() when done. */
 void origin__redis_close(origin_redis_t *r);
 void origin__closed_one(struct origin *o);
+
+/* origin_event.c: room events as text (pure; fuzzed). */
+struct origin_event_in {
+    const char *type; /* static */
+    char *sku;        /* data.sku, or NULL */
+    char *data;       /* the data object, compact JSON */
+    char *inner;      /* its members without the braces: what follows in the client message */
+};
+
+/**
+ * Checks a POST body {"type": ..., "data": {...}} against docs/overlay-protocol.md. Returns 0 with
+ * `out` filled (free with origin__event_in_dispose), -1 with the reason in `err` (for a 400), or
+ * ORIGIN_ERR_NOMEM.
+ */
+int origin__event_parse(const uint8_t *body, size_t len, origin_event_in_t *out, char *err,
+                        size_t errlen);
+void origin__event_in_dispose(origin_event_in_t *ev);
+/** The static name of a known event type, or NULL. */
+const char *origin__event_type_name(const char *s);
+/** 1 to 64 characters of A-Z a-z 0-9 _ - . */
+int origin__room_name_valid(const char *s, size_t n);
+/** RFC 3339 UTC ("...T09:30:00Z" or "...T09:30:00.123Z") to unix ms; -1 when it is not that. */
+int64_t origin__parse_utc_ms(const char *s);
+/** Appends the client message {"type","id","media_time",<inner>}. Returns 0 or NOMEM. */
+int origin__event_message(sw_str_t *out, const char *type, const char *id, int64_t media_ms,
+                          const char *inner);
+/**
+ * A Redis entry's type and data: returns 0 with the static type name and the data's members
+ * (malloc'd, for origin__event_message), -1 for an unknown type or data that is not a JSON
+ * object, or ORIGIN_ERR_NOMEM.
+ */
+int origin__event_from_entry(const char *type, const char *data, size_t data_len,
+                             const char **type_out, char **inner_out);
+
+/* origin_rooms.c: POST /api/rooms/ROOM/events and each stream's events. */
+void origin__rooms_api(struct origin *o, sw_http_req_t *req, const char *rest);
+/** An entry of room:NAME:events (from XREAD or XREVRANGE); `media_time` may be NULL. */
+void origin__room_entry(origin_stream_t *st, const char *id, const char *type, const char *data,
+                        size_t data_len, const char *media_time);
+/** Unix ms of the first instant the stream's DVR window holds (0 when it holds nothing). */
+int64_t origin__room_window_ms(const origin_stream_t *st);
+void origin__room_dispose(origin_room_t *room);
+/** Answers 503 to POSTs that Redis has not answered within ORIGIN_PUBLISH_TIMEOUT_MS. */
+void origin__rooms_sweep(struct origin *o, int64_t now_ms);
+/** Whether `req` may change things: a matching Bearer token, or loopback when none is set. */
+int origin__api_allowed(struct origin *o, sw_http_req_t *req);
 
 static inline const char *origin__kind_dir(int kind)
 {

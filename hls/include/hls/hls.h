@@ -81,6 +81,7 @@ typedef struct hls_segment {
     uint32_t init_gen; /* which init segment decodes it (see hls_track_t.init_gen) */
     uint8_t discontinuity; /* first segment after a reconnect, a timestamp jump or a codec change */
     uint8_t complete;      /* no more parts will be added */
+    uint8_t restored; /* from an earlier run (hls_stream_restore_segment): no parts, DVR only */
     uint32_t nparts;
     uint32_t parts_cap;
     hls_part_t *parts;
@@ -171,6 +172,23 @@ int hls_stream_write(hls_stream_t *s, int kind, const uint8_t *data, size_t len,
                      int64_t dts, int key, int64_t now_ms, const char **err_desc);
 
 /**
+ * Puts back one complete segment of an earlier run (a server's own record of what it wrote), so
+ * that the timeline, and so the DVR playlists, go on listing it after a restart. Call before the
+ * first hls_stream_write(), per track in msn order without holes, ending at cfg.first_msn - 1 (the
+ * caller's responsibility: segments after it would otherwise be numbered from where it stopped).
+ * Reads msn, start, duration, pdt_ms, init_gen, discontinuity and bytes of `seg`; it has no parts
+ * and no bytes in memory (the server serves it from its own storage). `timescale` is the track's
+ * in that run: the track keeps it until a publisher declares the track again. The window expires
+ * restored segments like any other (on_expire), and the first segment written after them is a
+ * discontinuity. Restored segments are listed by DVR renders only: a live playlist or MPD starts
+ * with the current run, and answers HLS_ERR_AGAIN until it has a complete segment. Returns 0,
+ * HLS_ERR_NOMEM or HLS_ERR_INVAL (a bad kind or timescale, samples already written, an msn out of
+ * order or not below first_msn).
+ */
+int hls_stream_restore_segment(hls_stream_t *s, int kind, const hls_segment_t *seg,
+                               uint32_t timescale);
+
+/**
  * The publisher went away or came back: closes the open segments (parts written so far stay) and
  * marks the next segment as a discontinuity. Returns 0 or HLS_ERR_NOMEM.
  */
@@ -181,6 +199,11 @@ const hls_track_t *hls_stream_track(const hls_stream_t *s, int kind);
 const hls_stream_config_t *hls_stream_get_config(const hls_stream_t *s);
 /** Wall clock of output time 0 (DASH availabilityStartTime). 0 before the first sample. */
 int64_t hls_stream_origin_ms(const hls_stream_t *s);
+/**
+ * The program date time (unix ms) of the newest sample placed on the timeline: the live edge, as
+ * EXT-X-PROGRAM-DATE-TIME counts it. 0 before the first sample.
+ */
+int64_t hls_stream_edge_ms(const hls_stream_t *s);
 
 typedef struct hls_stream_stats {
     uint64_t samples[HLS_NTRACKS];
@@ -207,23 +230,54 @@ typedef struct hls_view {
 void hls_stream_view(const hls_stream_t *s, hls_view_t *out);
 
 /*
+ * Timed metadata (room events) rendered into the media playlists as
+ *
+ *   #EXT-X-DATERANGE:ID="<id>",CLASS="com.shortwave.commerce",START-DATE="<start>",
+ *                    X-SW-TYPE="<type>",X-SW-DATA="<base64 of data>"
+ *
+ * and into the MPD as an EventStream (schemeIdUri "urn:shortwave:commerce:2026", timescale 1000)
+ * whose Events hold `data` as XML text. A range is rendered when its start falls within the PDT
+ * span of what the playlist (or Period) lists; one whose `id` or `type` is empty or holds a
+ * character that an HLS quoted-string may not (`"`, CR, LF) or that is not printable ASCII is
+ * left out of the playlists, and one whose `id` or `data` holds a control character that XML
+ * cannot carry is left out of the MPD. The caller owns the strings; they need only outlive the
+ * render call.
+ */
+#define HLS_DATERANGE_CLASS  "com.shortwave.commerce"
+#define HLS_EVENT_SCHEME_URI "urn:shortwave:commerce:2026"
+
+typedef struct hls_daterange {
+    const char *id;   /* unique within the stream, e.g. a Redis stream entry id */
+    int64_t start_ms; /* unix ms: START-DATE, and the MPD Event's time */
+    const char *type; /* X-SW-TYPE */
+    const char *data; /* the client's JSON message, not NULL: base64 in HLS, escaped in the MPD */
+} hls_daterange_t;
+
+/*
  * Renderers. They read a view's tracks and write a manifest into `out`. URIs are relative to the
  * stream's folder (/live/NAME/): media playlists "v.m3u8" and "a.m3u8", init segments
  * "v/init-GEN.mp4", segments "v/MSN.m4s", parts "v/MSN.PART.m4s" (audio under "a/").
  */
 typedef struct hls_render_opts {
-    int skip; /* _HLS_skip: 0 none, 1 YES (skip old segments), 2 v2 (also dateranges) */
+    int skip; /* _HLS_skip: 0 none, 1 YES (skip old segments), 2 v2 (answered like YES) */
     int dvr;  /* show the whole retained window instead of the live window */
     uint32_t window_segments;   /* segments in a live playlist, default 6 when 0 */
     int64_t now_ms;             /* for the MPD's publishTime */
     const char *utc_timing_url; /* for the MPD's UTCTiming (http-iso), may be NULL */
+    /* Timed metadata, sorted by start_ms (ties in any order); may be NULL when n is 0. */
+    const hls_daterange_t *dateranges;
+    size_t ndateranges;
 } hls_render_opts_t;
 
 /** The multivariant playlist. Returns 0, HLS_ERR_NOMEM or HLS_ERR_AGAIN (no track known yet). */
 int hls_render_multivariant(const hls_view_t *v, const hls_render_opts_t *o, sw_str_t *out);
 /**
  * The media playlist of track `kind`, with LL-HLS tags (EXT-X-PART-INF, EXT-X-SERVER-CONTROL,
- * EXT-X-PART, EXT-X-PRELOAD-HINT, EXT-X-RENDITION-REPORT, EXT-X-SKIP when o->skip).
+ * EXT-X-PART, EXT-X-PRELOAD-HINT, EXT-X-RENDITION-REPORT, EXT-X-SKIP when o->skip) and an
+ * EXT-X-DATERANGE for each of o->dateranges within its span, placed before the first segment
+ * line at or after its start. A delta update (o->skip) keeps every EXT-X-DATERANGE of the span,
+ * those of skipped segments right after EXT-X-SKIP: the server does not offer
+ * CAN-SKIP-DATERANGES, so _HLS_skip=v2 is answered like YES.
  * Returns 0, HLS_ERR_NOMEM, HLS_ERR_NOT_FOUND or HLS_ERR_AGAIN (nothing to list yet).
  */
 int hls_render_media(const hls_view_t *v, int kind, const hls_render_opts_t *o, sw_str_t *out);

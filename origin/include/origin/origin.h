@@ -44,6 +44,7 @@ typedef struct origin_config {
     char *data;       /* DVR folder */
     char *redis;      /* redis://host:port[/db], or NULL */
     char *public_url; /* how edges reach this origin (announced in Redis) */
+    char *api_token;  /* Bearer token for POST/DELETE under /api/, or NULL: loopback only */
     int log_level;
 
     int64_t srt_latency_ms;

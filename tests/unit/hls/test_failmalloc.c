@@ -128,7 +128,10 @@ static int run_once(long fail_at)
 
     hls_view_t v;
     hls_stream_view(s, &v);
-    hls_render_opts_t o = {.now_ms = 5000};
+    /* Dateranges inside the timeline, so that their rendering runs out of memory too. */
+    const hls_daterange_t dr[] = {{"1-0", 1500, "product_pinned", "{\"sku\":\"a\"}"},
+                                  {"2-0", 2500, "product_unpinned", "{}"}};
+    hls_render_opts_t o = {.now_ms = 5000, .dateranges = dr, .ndateranges = 2};
     sw_str_t out;
     sw_str_init(&out);
     /* A track whose set-up ran out of memory is absent: HLS_ERR_NOT_FOUND is right for it. */

@@ -297,6 +297,54 @@ static void test_audio_only_and_again(void **state)
     check_xml(p);
 }
 
+/* Events go to the Period holding their instant, on that Period's timeline, as escaped text. */
+static void test_event_stream(void **state)
+{
+    env_t *e = *state;
+    build_discontinuity(e); /* Period 0: 0..3 (0 to 7.98 s); Period 4: 4..5 (7.98 to 11.98 s) */
+    e->o.window_segments = 10;
+    const hls_daterange_t dr[] = {
+        {"1-0", FX_ORIGIN_MS + 1500, "product_pinned", "{\"t\":\"<a&b>\"}"},
+        {"2-0", FX_ORIGIN_MS + 7979, "price_update", "x"},     /* the gap-free end of Period 0 */
+        {"3-0", FX_ORIGIN_MS + 7980, "price_update", "y"},     /* Period 4 at 0 */
+        {"4-0", FX_ORIGIN_MS + 8480, "stock_update", "z"},     /* Period 4 at 500 */
+        {"5\x01", FX_ORIGIN_MS + 9000, "stock_update", "z"},   /* control character: left out */
+        {"6-0", FX_ORIGIN_MS + 11980, "stock_update", "end"},  /* the end of the last segment */
+        {"7-0", FX_ORIGIN_MS + 11981, "stock_update", "late"}, /* after it */
+    };
+    e->o.dateranges = dr;
+    e->o.ndateranges = SW_ARRAY_SIZE(dr);
+    const char *p = mpd(e);
+    check_xml(p);
+    assert_int_equal(count(p, "<EventStream schemeIdUri=\"urn:shortwave:commerce:2026\" "
+                              "timescale=\"1000\">\n"),
+                     2);
+    const char *p0 = strstr(p, "<Period id=\"0\"");
+    const char *p4 = strstr(p, "<Period id=\"4\"");
+    assert_non_null(p0);
+    assert_non_null(p4);
+    const char *ev1 = strstr(p, "      <Event presentationTime=\"1500\" id=\"1-0\">"
+                                "{&quot;t&quot;:&quot;&lt;a&amp;b&gt;&quot;}</Event>\n");
+    const char *ev2 = strstr(p, "<Event presentationTime=\"7979\" id=\"2-0\">x</Event>");
+    const char *ev3 = strstr(p, "<Event presentationTime=\"0\" id=\"3-0\">y</Event>");
+    const char *ev4 = strstr(p, "<Event presentationTime=\"500\" id=\"4-0\">z</Event>");
+    const char *ev6 = strstr(p, "<Event presentationTime=\"4000\" id=\"6-0\">end</Event>");
+    assert_true(ev1 > p0 && ev1 < p4 && ev2 > ev1 && ev2 < p4);
+    assert_true(ev3 > p4 && ev4 > ev3 && ev6 > ev4);
+    assert_null(strstr(p, "id=\"7-0\""));
+    assert_int_equal(count(p, "<Event "), 5);
+    /* The EventStream comes before the AdaptationSets, as the schema orders them. */
+    assert_true(strstr(p4, "<EventStream") < strstr(p4, "<AdaptationSet"));
+
+    /* A live window of 2 (segments 4 and 5) leaves the first Period and its events out. */
+    e->o.window_segments = 2;
+    p = mpd(e);
+    check_xml(p);
+    assert_null(strstr(p, "id=\"1-0\""));
+    assert_null(strstr(p, "id=\"2-0\""));
+    assert_non_null(strstr(p, "<Event presentationTime=\"0\" id=\"3-0\">y</Event>"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -306,6 +354,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dvr_and_timing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_utc_timing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audio_only_and_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_event_stream, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -554,6 +554,116 @@ static void test_block_state(void **state)
     assert_int_equal(block(t, 1, 16, 1, 0), HLS_BLOCK_WAIT);
 }
 
+/* Line index (0-based) of the first line of `p` starting with `prefix`, after line `after`. */
+static int line_of(const char *p, const char *prefix, int after)
+{
+    int n = 0;
+    for (const char *l = p; *l != '\0'; n++) {
+        if (n > after && strncmp(l, prefix, strlen(prefix)) == 0)
+            return n;
+        const char *nl = strchr(l, '\n');
+        if (nl == NULL)
+            break;
+        l = nl + 1;
+    }
+    return -1;
+}
+
+#define SEG_PDT(m) (FX_ORIGIN_MS + 2000 * (int64_t)(m)) /* fixture: 2 s segments from output 0 */
+
+static void test_dateranges_window(void **state)
+{
+    env_t *e = *state;
+    add_complete(e, 10); /* 10..19; live window 14..19, PDT 28 s to 40 s */
+    const hls_daterange_t dr[] = {
+        {"1-0", SEG_PDT(14) - 1, "product_pinned", "{}"}, /* before the window */
+        {"2-0", SEG_PDT(14), "product_pinned", "ab"},     /* its first instant */
+        {"3-0", SEG_PDT(16) + 500, "product_pinned",      /* quote: base64 */
+         "{\"type\":\"product_pinned\",\"sku\":\"S\\\"1\"}"},
+        {"4\"x", SEG_PDT(17), "product_pinned", "{}"},       /* id with a quote: left out */
+        {"5-0", SEG_PDT(17), "bad\ntype", "{}"},             /* type with LF: left out */
+        {"6-0", SEG_PDT(20), "product_unpinned", "a"},       /* the end of the last segment */
+        {"7-0", SEG_PDT(20) + 1, "product_unpinned", "abc"}, /* after the span */
+    };
+    e->o.dateranges = dr;
+    e->o.ndateranges = SW_ARRAY_SIZE(dr);
+
+    for (int kind = HLS_VIDEO; kind <= HLS_AUDIO; kind++) {
+        const char *p = media(e, kind);
+        assert_int_equal(count(p, "#EXT-X-DATERANGE:"), 3);
+        assert_null(strstr(p, "ID=\"1-0\""));
+        assert_null(strstr(p, "ID=\"7-0\""));
+        assert_null(strstr(p, "4\"x"));
+        assert_null(strstr(p, "X-SW-TYPE=\"bad"));
+        assert_non_null(strstr(p, "#EXT-X-DATERANGE:ID=\"2-0\",CLASS=\"com.shortwave.commerce\","
+                                  "START-DATE=\"2026-11-28T00:00:28.000Z\","
+                                  "X-SW-TYPE=\"product_pinned\",X-SW-DATA=\"YWI=\"\n"));
+        assert_non_null(strstr(p, "ID=\"3-0\",CLASS=\"com.shortwave.commerce\","
+                                  "START-DATE=\"2026-11-28T00:00:32.500Z\",X-SW-TYPE=\"product_"
+                                  "pinned\",X-SW-DATA=\"eyJ0eXBlIjoicHJvZHVjdF9waW5uZWQiLCJza3Ui"
+                                  "OiJTXCIxIn0=\"\n"));
+        assert_non_null(strstr(p, "ID=\"6-0\",CLASS=\"com.shortwave.commerce\","
+                                  "START-DATE=\"2026-11-28T00:00:40.000Z\","
+                                  "X-SW-TYPE=\"product_unpinned\",X-SW-DATA=\"YQ==\"\n"));
+        /* Each right after the PDT of the segment holding it, before that segment's URI. */
+        int pdt14 = line_of(p, "#EXT-X-PROGRAM-DATE-TIME:2026-11-28T00:00:28.000Z", -1);
+        int pdt16 = line_of(p, "#EXT-X-PROGRAM-DATE-TIME:2026-11-28T00:00:32.000Z", -1);
+        int pdt19 = line_of(p, "#EXT-X-PROGRAM-DATE-TIME:2026-11-28T00:00:38.000Z", -1);
+        assert_true(pdt14 >= 0 && pdt16 > pdt14 && pdt19 > pdt16);
+        assert_int_equal(line_of(p, "#EXT-X-DATERANGE:ID=\"2-0\"", -1), pdt14 + 1);
+        assert_int_equal(line_of(p, "#EXT-X-DATERANGE:ID=\"3-0\"", -1), pdt16 + 1);
+        assert_int_equal(line_of(p, "#EXT-X-DATERANGE:ID=\"6-0\"", -1), pdt19 + 1);
+    }
+
+    /* The DVR playlist spans 10..19: the first one is in it now. */
+    e->o.dvr = 1;
+    const char *p = media(e, HLS_VIDEO);
+    assert_int_equal(count(p, "#EXT-X-DATERANGE:"), 4);
+    assert_non_null(strstr(p, "ID=\"1-0\""));
+
+    /* A segment in progress extends the span to the end of its parts. */
+    e->o.dvr = 0;
+    fx_add(e->v, 2, VPART, 0, 0);
+    p = media(e, HLS_VIDEO);
+    assert_non_null(strstr(p, "ID=\"7-0\""));
+    /* 6-0 starts where segment 20 starts: it moves there, from the end of 19. */
+    int pdt20 = line_of(p, "#EXT-X-PROGRAM-DATE-TIME:2026-11-28T00:00:40.000Z", -1);
+    assert_int_equal(line_of(p, "#EXT-X-DATERANGE:ID=\"6-0\"", -1), pdt20 + 1);
+    assert_int_equal(line_of(p, "#EXT-X-DATERANGE:ID=\"7-0\"", -1), pdt20 + 2);
+}
+
+static void test_dateranges_skip(void **state)
+{
+    env_t *e = *state;
+    add_complete(e, 30); /* 10..39 */
+    fx_add(e->v, 3, VPART, 0, 0);
+    fx_add(e->a, 3, APART, 0, 0);
+    e->o.window_segments = 10; /* 30..39: a delta update skips 30..33 (see test_skip) */
+    const hls_daterange_t dr[] = {
+        {"9-0", SEG_PDT(29) + 100, "product_pinned", "{}"},  /* before the window */
+        {"10-0", SEG_PDT(31) + 100, "product_pinned", "{}"}, /* in a skipped segment */
+        {"11-0", SEG_PDT(35) + 100, "flash_sale", "{}"},
+        {"12-0", SEG_PDT(39) + 100, "price_update", "{}"},
+    };
+    e->o.dateranges = dr;
+    e->o.ndateranges = SW_ARRAY_SIZE(dr);
+
+    for (int skip = 1; skip <= 2; skip++) {
+        e->o.skip = skip;
+        const char *p = media(e, HLS_VIDEO);
+        assert_non_null(strstr(p, "#EXT-X-SKIP:SKIPPED-SEGMENTS=4\n"));
+        assert_null(strstr(p, "CAN-SKIP-DATERANGES"));
+        assert_null(strstr(p, "RECENTLY-REMOVED-DATERANGES"));
+        /* Every daterange of the span stays; the skipped segment's right after EXT-X-SKIP. */
+        assert_int_equal(count(p, "#EXT-X-DATERANGE:"), 3);
+        assert_int_equal(line_of(p, "#EXT-X-DATERANGE:ID=\"10-0\"", -1),
+                         line_of(p, "#EXT-X-SKIP:", -1) + 1);
+        assert_true(line_of(p, "#EXT-X-DATERANGE:ID=\"11-0\"", -1) >
+                    line_of(p, "#EXT-X-PROGRAM-DATE-TIME:", -1));
+    }
+    check_delta(e, HLS_VIDEO, 4);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -570,6 +680,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_media_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_multivariant, setup, teardown),
         cmocka_unit_test_setup_teardown(test_block_state, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dateranges_window, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dateranges_skip, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -584,6 +584,98 @@ static void test_resolution_change(void **state)
 
 /* ---- end to end: the bytes decode with FFmpeg ---- */
 
+/* A restart: the earlier run's segments go back on the timeline, and the next run continues. */
+static void test_restore_earlier_run(void **state)
+{
+    cap_t c1, c2;
+    hls_stream_config_t cfg = config(1000);
+    hls_stream_t *s1 = make(&c1, &cfg, 1, 1);
+    feed_t f = {.dts0 = 0, .now0 = T0_MS, .video = 1, .audio = 1};
+    feed(s1, &f, 3500);
+    assert_int_equal(hls_stream_discontinuity(s1, T0_MS + 3500), 0); /* a clean stop */
+    const hls_track_t *v1 = hls_stream_track(s1, HLS_VIDEO), *a1 = hls_stream_track(s1, HLS_AUDIO);
+    uint64_t next = v1->next_msn;
+    assert_int_equal(a1->next_msn, next);
+
+    hls_stream_config_t cfg2 = config(1000);
+    cfg2.first_msn = next;
+    cfg2.origin_ms = hls_stream_origin_ms(s1);
+    cfg2.first_init_gen = v1->init_gen;
+    hls_stream_t *s2 = make(&c2, &cfg2, 1, 1);
+    /* Out of order, or not below first_msn: refused. */
+    assert_int_equal(hls_stream_restore_segment(s2, HLS_VIDEO, hls_track_segment(v1, next - 1), 0),
+                     HLS_ERR_INVAL);
+    hls_segment_t late = *hls_track_segment(v1, next - 1);
+    late.msn = next;
+    assert_int_equal(hls_stream_restore_segment(s2, HLS_VIDEO, &late, 90000), HLS_ERR_INVAL);
+    for (int k = 0; k < HLS_NTRACKS; k++) {
+        const hls_track_t *t1 = hls_stream_track(s1, k);
+        for (uint64_t m = t1->first_msn; m < next; m++)
+            assert_int_equal(
+                hls_stream_restore_segment(s2, k, hls_track_segment(t1, m), t1->timescale), 0);
+        assert_int_equal(hls_stream_restore_segment(s2, k, hls_track_segment(t1, 0), t1->timescale),
+                         HLS_ERR_INVAL); /* a hole or a repeat */
+    }
+    const hls_track_t *v2 = hls_stream_track(s2, HLS_VIDEO), *a2 = hls_stream_track(s2, HLS_AUDIO);
+    assert_int_equal(v2->first_msn, v1->first_msn);
+    hls_view_t before;
+    hls_stream_view(s2, &before);
+    hls_render_opts_t live = {.now_ms = T0_MS + 20000};
+    sw_str_t tmp;
+    sw_str_init(&tmp);
+    assert_int_equal(hls_render_media(&before, HLS_VIDEO, &live, &tmp), HLS_ERR_AGAIN);
+    assert_int_equal(hls_render_mpd(&before, &live, &tmp), HLS_ERR_AGAIN);
+    sw_str_dispose(&tmp);
+    assert_int_equal(v2->next_msn, next);
+    assert_int_equal(a2->next_msn, next);
+
+    /* The publisher is back 20 s after the first run began, with a fresh clock. */
+    feed_t g = {.dts0 = 123456, .now0 = T0_MS + 20000, .video = 1, .audio = 1};
+    feed(s2, &g, 2500);
+    const hls_segment_t *vs = hls_track_segment(v2, next), *as = hls_track_segment(a2, next);
+    assert_non_null(vs);
+    assert_non_null(as);
+    assert_true(vs->discontinuity);
+    assert_true(as->discontinuity);
+    assert_int_equal(vs->start, 20000 * 90);
+    assert_int_equal(vs->pdt_ms, T0_MS + 20000);
+    assert_int_equal(as->start, 20000 * 48);
+    assert_contiguous(v2, v2->first_msn, next);
+    for (uint64_t m = v1->first_msn; m < next; m++) {
+        assert_int_equal(hls_track_segment(v2, m)->pdt_ms, hls_track_segment(v1, m)->pdt_ms);
+        assert_int_equal(hls_track_segment(v2, m)->nparts, 0);
+    }
+    /* Too late once samples were written. */
+    assert_int_equal(hls_stream_restore_segment(s2, HLS_VIDEO, hls_track_segment(v1, 0), 90000),
+                     HLS_ERR_INVAL);
+
+    /* The DVR playlist lists both runs, with one discontinuity between them. */
+    hls_view_t view;
+    hls_stream_view(s2, &view);
+    hls_render_opts_t o = {.dvr = 1, .now_ms = T0_MS + 23000};
+    sw_str_t out;
+    sw_str_init(&out);
+    assert_int_equal(hls_render_media(&view, HLS_VIDEO, &o, &out), 0);
+    char first[32];
+    snprintf(first, sizeof(first), "v/%llu.m4s\n", (unsigned long long)v1->first_msn);
+    assert_non_null(strstr(out.p, first));
+    assert_non_null(strstr(out.p, "#EXT-X-DISCONTINUITY\n"));
+    assert_null(strstr(strstr(out.p, "#EXT-X-DISCONTINUITY\n") + 1, "#EXT-X-DISCONTINUITY\n"));
+    sw_str_reset(&out);
+    assert_int_equal(hls_render_mpd(&view, &o, &out), 0);
+    /* A live playlist starts with the current run. */
+    o.dvr = 0;
+    sw_str_reset(&out);
+    assert_int_equal(hls_render_media(&view, HLS_VIDEO, &o, &out), 0);
+    char seq[48];
+    snprintf(seq, sizeof(seq), "#EXT-X-MEDIA-SEQUENCE:%llu\n", (unsigned long long)next);
+    assert_non_null(strstr(out.p, seq));
+    assert_null(strstr(out.p, first));
+    sw_str_dispose(&out);
+    hls_stream_free(s1);
+    hls_stream_free(s2);
+}
+
 static int have_tool(const char *name)
 {
     char cmd[128];
@@ -666,6 +758,7 @@ int main(void)
         cmocka_unit_test(test_audio_only_and_opus),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_resolution_change),
+        cmocka_unit_test(test_restore_earlier_run),
         cmocka_unit_test(test_ffmpeg_decodes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
