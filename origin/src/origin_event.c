@@ -54,7 +54,7 @@ static const event_type_t types[] = {
       {"currency", F_CURRENCY, 0},
       {"ends_at", F_UTC, 0}}},
     {"short_ready",
-     {{"id", F_TEXT, 0},
+     {{"short_id", F_TEXT, 0},
       {"url", F_URL, 0},
       {"title", F_TEXT, 0},
       {"duration", F_SECONDS, 0},

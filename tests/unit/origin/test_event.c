@@ -39,7 +39,8 @@ static void test_accepts_each_type(void **state)
         "{\"type\":\"stock_update\",\"data\":{\"sku\":\"a\",\"stock\":0}}",
         "{\"type\":\"flash_sale\",\"data\":{\"sku\":\"a\",\"price\":\"1\",\"currency\":\"EUR\","
         "\"ends_at\":\"2026-11-28T10:00:00Z\"}}",
-        "{\"type\":\"short_ready\",\"data\":{\"id\":\"s\",\"url\":\"https://x/s.m3u8\",\"title\":"
+        "{\"type\":\"short_ready\",\"data\":{\"short_id\":\"s\",\"url\":\"https://x/"
+        "s.m3u8\",\"title\":"
         "\"t\",\"duration\":12.5}}",
     };
     for (size_t i = 0; i < SW_ARRAY_SIZE(good); i++) {
@@ -98,10 +99,11 @@ static void test_reasons(void **state)
     expect_refused("{\"type\":\"flash_sale\",\"data\":{\"sku\":\"a\",\"price\":\"1\","
                    "\"currency\":\"EUR\",\"ends_at\":\"2026-11-28 10:00:00\"}}",
                    "data.ends_at: expected RFC 3339 UTC");
-    expect_refused("{\"type\":\"short_ready\",\"data\":{\"id\":\"s\",\"url\":\"ftp://x\",\"title\":"
-                   "\"t\",\"duration\":1}}",
-                   "data.url: expected an http");
-    expect_refused("{\"type\":\"short_ready\",\"data\":{\"id\":\"s\",\"url\":\"https://x y\","
+    expect_refused(
+        "{\"type\":\"short_ready\",\"data\":{\"short_id\":\"s\",\"url\":\"ftp://x\",\"title\":"
+        "\"t\",\"duration\":1}}",
+        "data.url: expected an http");
+    expect_refused("{\"type\":\"short_ready\",\"data\":{\"short_id\":\"s\",\"url\":\"https://x y\","
                    "\"title\":\"t\",\"duration\":1}}",
                    "data.url: expected a URL without spaces");
     /* Duplicate members, NUL in strings. */
@@ -138,12 +140,13 @@ static void test_message(void **state)
     sw_str_dispose(&m);
     origin__event_in_dispose(&ev);
 
-    /* short_ready's data.id would repeat the message's id: the envelope's stays, alone. */
-    body = "{\"type\":\"short_ready\",\"data\":{\"id\":\"s\",\"url\":\"https://x\",\"title\":"
-           "\"\\u00e9\",\"duration\":2}}";
+    /* short_ready names its short short_id, which the message keeps beside its own id. */
+    body = "{\"type\":\"short_ready\",\"data\":{\"short_id\":\"s\",\"url\":\"https://x\","
+           "\"title\":\"\\u00e9\",\"duration\":2}}";
     assert_int_equal(
         origin__event_parse((const uint8_t *)body, strlen(body), &ev, err, sizeof(err)), 0);
-    assert_string_equal(ev.inner, "\"url\":\"https://x\",\"title\":\"\\u00E9\",\"duration\":2");
+    assert_string_equal(
+        ev.inner, "\"short_id\":\"s\",\"url\":\"https://x\",\"title\":\"\\u00E9\",\"duration\":2");
     origin__event_in_dispose(&ev);
 }
 
