@@ -45,7 +45,8 @@ until curl -fs "http://127.0.0.1:$http_port/healthz" >/dev/null 2>&1; do
 done
 
 "$top/build/bin/shortwave-edge" --listen "127.0.0.1:$edge_port" \
-    --origin "http://127.0.0.1:$http_port" >"$run/edge.log" 2>&1 &
+    --origin "http://127.0.0.1:$http_port" --redis "redis://127.0.0.1:$redis_port" \
+    >"$run/edge.log" 2>&1 &
 pids="$pids $!"
 
 # A looping test pattern with a tone, H.264 + AAC, 2 s GOP, published as live/demo.
@@ -66,6 +67,8 @@ done
 cat <<MSG
 
 Shortwave is running. Open, through the edge:
+  player   http://127.0.0.1:$edge_port/watch/demo            (dash.js: ?player=dash)
+  shorts   http://127.0.0.1:$edge_port/shorts
   LL-HLS   http://127.0.0.1:$edge_port/live/demo/index.m3u8
   DASH     http://127.0.0.1:$edge_port/live/demo/manifest.mpd
   metrics  http://127.0.0.1:$edge_port/metrics
@@ -73,6 +76,11 @@ and on the origin:
   LL-HLS   http://127.0.0.1:$http_port/live/demo/index.m3u8
   API      http://127.0.0.1:$http_port/api/streams
   metrics  http://127.0.0.1:$http_port/metrics
+
+Pin a product on the player (the card shows when playback reaches that moment):
+  curl -X POST http://127.0.0.1:$http_port/api/rooms/demo/events -d '{"type":"product_pinned",
+    "data":{"sku":"KTL-1","title":"Enamel kettle","price":"39.00","currency":"EUR",
+    "image":"https://shop.example/kettle.jpg","stock":12}}'
 
 Publish your own stream from OBS or ffmpeg to
   srt://127.0.0.1:$srt_port?streamid=#!::r=live/NAME,m=publish
