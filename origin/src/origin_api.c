@@ -23,7 +23,7 @@
 #include "sw/log.h"
 #include "sw/str.h"
 
-static void send_json(sw_http_req_t *req, int status, sw_str_t *s)
+void origin__send_json(sw_http_req_t *req, int status, sw_str_t *s)
 {
     sw_http_header_t h[] = {
         {"content-type", "application/json"},
@@ -36,14 +36,14 @@ static void send_json(sw_http_req_t *req, int status, sw_str_t *s)
         sw_http_respond(req, status, h, SW_ARRAY_SIZE(h), s->p, s->len);
 }
 
-static void json_error(sw_http_req_t *req, int status, const char *msg)
+void origin__json_error(sw_http_req_t *req, int status, const char *msg)
 {
     sw_str_t s;
     sw_str_init(&s);
     sw_str_puts(&s, "{\"error\":\"");
     sw_str_json_escape(&s, msg);
     sw_str_puts(&s, "\"}\n");
-    send_json(req, status, &s);
+    origin__send_json(req, status, &s);
     sw_str_dispose(&s);
 }
 
@@ -133,7 +133,7 @@ static void latency_json(struct origin *o, sw_http_req_t *req)
         free(sorted);
     }
     sw_str_puts(&s, "}\n");
-    send_json(req, 200, &s);
+    origin__send_json(req, 200, &s);
     sw_str_dispose(&s);
 }
 
@@ -166,7 +166,7 @@ void origin__api_handle(struct origin *o, sw_http_req_t *req, const char *path)
                 sw_str_puts(&s, ",");
         }
         sw_str_puts(&s, "]}\n");
-        send_json(req, 200, &s);
+        origin__send_json(req, 200, &s);
         sw_str_dispose(&s);
         return;
     }
@@ -177,27 +177,28 @@ void origin__api_handle(struct origin *o, sw_http_req_t *req, const char *path)
     if (strncmp(path, "streams/", 8) == 0) {
         origin_stream_t *st = origin__stream_find(o, path + 8);
         if (st == NULL) {
-            json_error(req, 404, "no such stream");
+            origin__json_error(req, 404, "no such stream");
             return;
         }
         if (is_get) {
             sw_str_init(&s);
             stream_json(&s, st, 1);
             sw_str_puts(&s, "\n");
-            send_json(req, 200, &s);
+            origin__send_json(req, 200, &s);
             sw_str_dispose(&s);
             return;
         }
         if (strcmp(req->method, "DELETE") == 0) {
             if (!origin__api_allowed(o, req)) {
-                json_error(req, o->api_token != NULL ? 401 : 403,
-                           o->api_token != NULL ? "missing or wrong Authorization: Bearer token"
-                                                : "only from loopback while the origin has no "
-                                                  "api_token");
+                origin__json_error(req, o->api_token != NULL ? 401 : 403,
+                                   o->api_token != NULL
+                                       ? "missing or wrong Authorization: Bearer token"
+                                       : "only from loopback while the origin has no "
+                                         "api_token");
                 return;
             }
             if (st->pub == NULL) {
-                json_error(req, 409, "stream has no publisher");
+                origin__json_error(req, 409, "stream has no publisher");
                 return;
             }
             sw_log(SW_LOG_INFO, "api", "%s: publisher %s dropped by %s", st->name, st->peer,
@@ -207,14 +208,14 @@ void origin__api_handle(struct origin *o, sw_http_req_t *req, const char *path)
             sw_str_puts(&s, "{\"dropped\":\"");
             sw_str_json_escape(&s, st->name);
             sw_str_puts(&s, "\"}\n");
-            send_json(req, 200, &s);
+            origin__send_json(req, 200, &s);
             sw_str_dispose(&s);
             return;
         }
-        json_error(req, 405, "method not allowed");
+        origin__json_error(req, 405, "method not allowed");
         return;
     }
-    json_error(req, 404, "no such API");
+    origin__json_error(req, 404, "no such API");
 }
 
 /* Prometheus. Label values are stream names, already restricted to [A-Za-z0-9_-]. */

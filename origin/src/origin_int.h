@@ -15,6 +15,7 @@
 #include "origin/origin.h"
 #include "origin_ingest.h"
 #include "sw/http.h"
+#include "sw/str.h"
 
 typedef struct origin_stream origin_stream_t;
 typedef struct origin_waiter origin_waiter_t;
@@ -248,6 +249,10 @@ void origin__room_dispose(origin_room_t *room);
 void origin__rooms_sweep(struct origin *o, int64_t now_ms);
 /** Whether `req` may change things: a matching Bearer token, or loopback when none is set. */
 int origin__api_allowed(struct origin *o, sw_http_req_t *req);
+/* Answers with the JSON in `s` (no-store, CORS), or 500 if building it ran out of memory. */
+void origin__send_json(sw_http_req_t *req, int status, sw_str_t *s);
+/* Answers {"error":"msg"}. */
+void origin__json_error(sw_http_req_t *req, int status, const char *msg);
 
 static inline const char *origin__kind_dir(int kind)
 {

@@ -39,30 +39,6 @@ typedef struct origin_publish {
     char media_time[40];
 } origin_publish_t;
 
-static void send_json(sw_http_req_t *req, int status, sw_str_t *s)
-{
-    sw_http_header_t h[] = {
-        {"content-type", "application/json"},
-        {"cache-control", "no-store"},
-        {"access-control-allow-origin", "*"},
-    };
-    if (s->failed)
-        sw_http_respond_error(req, 500, "out of memory");
-    else
-        sw_http_respond(req, status, h, SW_ARRAY_SIZE(h), s->p, s->len);
-}
-
-static void json_error(sw_http_req_t *req, int status, const char *msg)
-{
-    sw_str_t s;
-    sw_str_init(&s);
-    sw_str_puts(&s, "{\"error\":\"");
-    sw_str_json_escape(&s, msg);
-    sw_str_puts(&s, "\"}\n");
-    send_json(req, status, &s);
-    sw_str_dispose(&s);
-}
-
 int origin__api_allowed(struct origin *o, sw_http_req_t *req)
 {
     if (o->api_token == NULL)
@@ -260,12 +236,12 @@ static void on_published(void *data, const char *id, const char *err)
             sw_str_t s;
             sw_str_init(&s);
             sw_str_printf(&s, "{\"id\":\"%s\",\"media_time\":\"%s\"}\n", id, p->media_time);
-            send_json(p->req, 201, &s);
+            origin__send_json(p->req, 201, &s);
             sw_str_dispose(&s);
         } else {
             char msg[300];
             snprintf(msg, sizeof(msg), "redis: %s", err);
-            json_error(p->req, 503, msg);
+            origin__json_error(p->req, 503, msg);
         }
     }
     free(p->inner);
@@ -278,8 +254,9 @@ void origin__rooms_sweep(struct origin *o, int64_t now_ms)
         if (p->req == NULL || now_ms < p->deadline_ms)
             continue;
         sw_http_req_on_abort(p->req, NULL, NULL);
-        json_error(p->req, 503,
-                   "redis did not answer in time: the event may or may not have been written");
+        origin__json_error(
+            p->req, 503,
+            "redis did not answer in time: the event may or may not have been written");
         p->req = NULL;
     }
 }
@@ -292,13 +269,13 @@ static void post_event(struct origin *o, sw_http_req_t *req, const char *room)
     if (req->body_len > ORIGIN_EVENT_MAX_BODY) {
         o->events_rejected++;
         snprintf(err, sizeof(err), "body over %d bytes", ORIGIN_EVENT_MAX_BODY);
-        json_error(req, 413, err);
+        origin__json_error(req, 413, err);
         return;
     }
     int rv = origin__event_parse(req->body, req->body_len, &ev, err, sizeof(err));
     if (rv != 0) {
         o->events_rejected += rv == -1;
-        json_error(req, rv == -1 ? 400 : 500, err);
+        origin__json_error(req, rv == -1 ? 400 : 500, err);
         return;
     }
     origin_stream_t *st = origin__stream_find(o, room);
@@ -307,12 +284,12 @@ static void post_event(struct origin *o, sw_http_req_t *req, const char *room)
         o->events_not_live++;
         snprintf(err, sizeof(err),
                  "room %s is not live: there is no live edge to stamp media_time with", room);
-        json_error(req, 409, err);
+        origin__json_error(req, 409, err);
         goto out;
     }
     if (o->redis == NULL) {
         o->events_redis_errors++;
-        json_error(req, 503, "redis is not configured (the origin's redis key)");
+        origin__json_error(req, 503, "redis is not configured (the origin's redis key)");
         goto out;
     }
 
@@ -340,7 +317,7 @@ static void post_event(struct origin *o, sw_http_req_t *req, const char *room)
     if (origin__redis_publish(o->redis, room, &ev, p->media_time, prefix.p, suffix.p, on_published,
                               p) != 0) {
         o->events_redis_errors++;
-        json_error(req, 503, "redis is not reachable; the event was not written");
+        origin__json_error(req, 503, "redis is not reachable; the event was not written");
         free(p->inner);
         free(p);
         goto strs;
@@ -355,7 +332,7 @@ nomem:
     if (p != NULL)
         free(p->inner);
     free(p);
-    json_error(req, 500, "out of memory");
+    origin__json_error(req, 500, "out of memory");
 strs:
     sw_str_dispose(&prefix);
     sw_str_dispose(&suffix);
@@ -371,14 +348,14 @@ static void list_events(struct origin *o, sw_http_req_t *req, const char *room, 
     sw_str_t s;
 
     if (!origin__room_name_valid(room, len)) {
-        json_error(req, 400, "bad room name: 1 to 64 characters of A-Z a-z 0-9 _ - .");
+        origin__json_error(req, 400, "bad room name: 1 to 64 characters of A-Z a-z 0-9 _ - .");
         return;
     }
     memcpy(name, room, len);
     name[len] = '\0';
     origin_stream_t *st = origin__stream_find(o, name);
     if (st == NULL) {
-        json_error(req, 404, "no stream of that name");
+        origin__json_error(req, 404, "no stream of that name");
         return;
     }
     sw_str_init(&s);
@@ -390,7 +367,7 @@ static void list_events(struct origin *o, sw_http_req_t *req, const char *room, 
                       e->id, e->type, sw_iso8601(e->start_ms, iso, sizeof(iso)));
     }
     sw_str_puts(&s, "]}\n");
-    send_json(req, 200, &s);
+    origin__send_json(req, 200, &s);
     sw_str_dispose(&s);
 }
 
@@ -400,7 +377,7 @@ void origin__rooms_api(struct origin *o, sw_http_req_t *req, const char *rest)
     char room[72];
 
     if (slash == NULL || strcmp(slash, "/events") != 0) {
-        json_error(req, 404, "no such API: POST /api/rooms/ROOM/events");
+        origin__json_error(req, 404, "no such API: POST /api/rooms/ROOM/events");
         return;
     }
     if (strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0) {
@@ -408,20 +385,21 @@ void origin__rooms_api(struct origin *o, sw_http_req_t *req, const char *rest)
         return;
     }
     if (strcmp(req->method, "POST") != 0) {
-        json_error(req, 405, "method not allowed: GET or POST /api/rooms/ROOM/events");
+        origin__json_error(req, 405, "method not allowed: GET or POST /api/rooms/ROOM/events");
         return;
     }
     if (!origin__api_allowed(o, req)) {
         o->events_unauthorized++;
         if (o->api_token != NULL)
-            json_error(req, 401, "missing or wrong Authorization: Bearer token (api_token)");
+            origin__json_error(req, 401,
+                               "missing or wrong Authorization: Bearer token (api_token)");
         else
-            json_error(req, 403, "only from loopback while the origin has no api_token");
+            origin__json_error(req, 403, "only from loopback while the origin has no api_token");
         return;
     }
     if (!origin__room_name_valid(rest, (size_t)(slash - rest))) {
         o->events_rejected++;
-        json_error(req, 400, "bad room name: 1 to 64 characters of A-Z a-z 0-9 _ - .");
+        origin__json_error(req, 400, "bad room name: 1 to 64 characters of A-Z a-z 0-9 _ - .");
         return;
     }
     memcpy(room, rest, (size_t)(slash - rest));
