@@ -1,41 +1,65 @@
 /*
- * The edge daemon's request path: local endpoints, then cache lookup; a miss starts one upstream
+ * One worker's request path: local endpoints, then cache lookup; a miss starts one upstream
  * fetch that fills the object, and every request for the key (the fetcher's own included) is a
  * subscriber served by the same code: pump() writes the object's chunks (rbuf references, no
- * copies) from the request's own offset as they arrive.
+ * copies) from the request's own offset as they arrive. The cache is shared with the other
+ * workers: a request may subscribe to an object another worker fills; its callbacks then come
+ * through this worker's waker, on this loop.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "edge/cache.h"
 #include "edge/edge.h"
 #include "edge/http_util.h"
+#include "edge/overlay.h"
 #include "edge/upstream.h"
+#include "edge/web.h"
+#include "edge_daemon.h"
+#include "edge_int.h"
 #include "sw/http.h"
 #include "sw/log.h"
 #include "sw/str.h"
 
 #define SWEEP_MS 5000
 
+/* Upper bounds (seconds) of the upstream time-to-first-byte histogram. */
+static const double ttfb_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                     0.25,  0.5,    1,     2.5,  5,     10};
+#define N_TTFB SW_ARRAY_SIZE(ttfb_bounds)
+_Static_assert(N_TTFB == EDGE__N_TTFB, "edge__stats_t holds the histogram");
+
+/* The shared counters only count: no ordering with anything else is needed. */
+#define ADD(counter, n) atomic_fetch_add_explicit(&(counter), (n), memory_order_relaxed)
+#define GET(counter)    ((unsigned long long)atomic_load_explicit(&(counter), memory_order_relaxed))
+
 typedef struct fetch_ctx fetch_ctx_t;
 typedef struct ereq ereq_t;
 
 struct edge_server {
     uv_loop_t *loop;
+    unsigned index; /* this worker's */
     sw_http_server_t *http;
     edge_upstream_t *up;
-    edge_cache_t *cache;
-    uv_timer_t sweep;
+    edge__shared_t *sh;  /* the cache, the overlay (NULL without redis), the counters */
+    edge_cache_t *cache; /* sh->cache */
+    edge_web_t *web;     /* sh->web */
+    edge_waker_t *waker; /* delivers other workers' fills to our subscribers, through `wake` */
+    uv_async_t wake;
+    uv_check_t publish;   /* copies our HTTP and fetcher figures to sh->workers[index] */
+    uv_timer_t sweep;     /* worker 0 only: one sweep is enough for the shared cache */
     fetch_ctx_t *fetches; /* in flight, for shutdown */
     ereq_t *reqs;         /* requests in flight */
     int pending_close;
     void (*on_closed)(void *data);
     void *closed_data;
-    /* metrics */
-    uint64_t requests[3][6]; /* protocol (1.0, 1.1, 2) x status class (0: other, 1xx..5xx) */
-    uint64_t stale_served;
-    uint64_t upstream_502;
+    /* borrowed: [protect], admin_allow, admin_token (see edge_daemon_new()) */
+    const edge_config_t *cfg;
+    edge__alog_t alog;
+    uint64_t req_t0; /* uv_now() when on_request() began: the start of synchronous answers */
 };
 
 /* One client request being served from an object. */
@@ -45,6 +69,11 @@ struct ereq {
     edge_obj_t *obj; /* our reference */
     edge_sub_t sub;
     uint64_t off; /* bytes of obj queued to the client */
+    uint64_t end; /* stop before this offset (a Range), UINT64_MAX: the whole object */
+    uint64_t bytes;
+    uint64_t t0;         /* uv_now() at the request */
+    int64_t upstream_ms; /* the fetch's time to first byte, if this request started it; else -1 */
+    int status;
     int started;
     const char *xcache;
     fetch_ctx_t *fc; /* the fetch this request started, while both live */
@@ -57,6 +86,7 @@ struct fetch_ctx {
     edge_obj_t *obj; /* our reference */
     edge_fetch_t *f;
     int have_head;
+    uint64_t t0;   /* uv_now() at the start of the fetch */
     ereq_t *owner; /* the request that started it, while both live */
     fetch_ctx_t *prev, *next;
 };
@@ -67,7 +97,27 @@ static void count(edge_server_t *s, sw_http_req_t *req, int status)
 {
     int p = req->version == 10 ? 0 : req->version == 20 ? 2 : 1;
     int c = status >= 100 && status < 600 ? status / 100 : 0;
-    s->requests[p][c]++;
+    ADD(s->sh->stats.requests[p][c], 1);
+}
+
+/* One access-log line for a request that ends now. */
+static void log_request(edge_server_t *s, sw_http_req_t *req, int status, uint64_t bytes,
+                        uint64_t t0, const char *cache, int64_t upstream_ms, int aborted)
+{
+    edge__alog_rec_t rec = {
+        .peer = req->peer,
+        .method = req->method,
+        .path = req->path,
+        .query = req->query,
+        .cache = cache,
+        .version = req->version,
+        .status = status,
+        .aborted = aborted,
+        .bytes = strcmp(req->method, "HEAD") == 0 ? 0 : bytes,
+        .duration_ms = (int64_t)(uv_now(s->loop) - t0),
+        .upstream_ms = upstream_ms,
+    };
+    edge__alog_write(&s->alog, &rec);
 }
 
 static void respond_text(edge_server_t *s, sw_http_req_t *req, int status, const char *ctype,
@@ -81,6 +131,7 @@ static void respond_text(edge_server_t *s, sw_http_req_t *req, int status, const
     for (size_t i = 0; i < nextra && n < SW_ARRAY_SIZE(h); i++)
         h[n++] = extra[i];
     count(s, req, status);
+    log_request(s, req, status, len, s->req_t0, NULL, -1, 0);
     sw_http_respond(req, status, h, n, body, len);
 }
 
@@ -145,8 +196,9 @@ static void ereq_free(ereq_t *r)
 
 static void on_req_abort(sw_http_req_t *req, void *data)
 {
-    (void)req;
-    ereq_free(data);
+    ereq_t *r = data;
+    log_request(r->srv, req, r->status, r->bytes, r->t0, r->xcache, r->upstream_ms, 1);
+    ereq_free(r);
 }
 
 static int write_piece(void *data, sw_rbuf_t *b, size_t boff, size_t len)
@@ -155,17 +207,66 @@ static int write_piece(void *data, sw_rbuf_t *b, size_t boff, size_t len)
     if (sw_http_write_rbuf(r->req, b, boff, len) != 0)
         return -1;
     r->off += len;
+    r->bytes += len;
     return 0;
+}
+
+/* Which part of a 200 object to send: 304 on a matching If-None-Match, 206 for one satisfiable
+ * range, 416 when none is, else the whole body. Sets r->off and r->end; returns the status.
+ * A range needs the length: an object still filling from a chunked origin answer has none yet,
+ * so its Range is ignored and the whole body streams (RFC 9110 lets a server ignore Range), while
+ * an object with a Content-Length is served from its bytes as they arrive. Several ranges get the
+ * whole body too (also allowed), which spares multipart/byteranges; edge_range_parse() has
+ * already capped their number and refused overlaps. */
+static int choose_part(ereq_t *r, const char *etag, int64_t len, char *crange, size_t crlen,
+                       int64_t *clen)
+{
+    sw_http_req_t *req = r->req;
+    const char *inm = sw_http_req_header(req, "if-none-match");
+    const char *rh = sw_http_req_header(req, "range");
+    const char *ifr = sw_http_req_header(req, "if-range");
+    edge_range_set_t set;
+    const char *why = NULL;
+
+    r->off = 0;
+    r->end = UINT64_MAX;
+    *clen = len;
+    if (inm != NULL && etag[0] && edge_etag_match(inm, strlen(inm), etag) == 1) {
+        r->end = 0;
+        *clen = -1;
+        return 304;
+    }
+    /* If-Range with a validator other than our strong ETag: the client's copy is another
+     * representation, so it gets the whole body. */
+    if (rh == NULL || len < 0 ||
+        (ifr != NULL && (strncmp(etag, "W/", 2) == 0 || strcmp(ifr, etag) != 0)))
+        return 200;
+    int res = edge_range_parse(rh, strlen(rh), len, &set, &why);
+    if (res == EDGE_RANGE_UNSATISFIABLE) {
+        snprintf(crange, crlen, "bytes */%lld", (long long)len);
+        r->end = 0;
+        *clen = 0;
+        return 416;
+    }
+    if (res != EDGE_RANGE_RANGES || set.n != 1)
+        return 200;
+    r->off = set.r[0].first;
+    r->end = set.r[0].last + 1;
+    *clen = (int64_t)(r->end - r->off);
+    snprintf(crange, crlen, "bytes %llu-%llu/%lld", (unsigned long long)set.r[0].first,
+             (unsigned long long)set.r[0].last, (long long)len);
+    return 206;
 }
 
 static int start_response(ereq_t *r)
 {
     edge_obj_t *o = r->obj;
     const char *m[META_N];
-    char age[32];
-    sw_http_header_t h[8];
+    char age[32], crange[80];
+    sw_http_header_t h[10];
     size_t n = 0;
     int64_t clen = -1;
+    int status = edge_obj_status(o);
 
     meta_get(o, m);
     h[n++] = cors;
@@ -183,25 +284,41 @@ static int start_response(ereq_t *r)
         clen = (int64_t)edge_obj_size(o);
     else
         clen = edge_obj_content_length(o);
-    count(r->srv, r->req, edge_obj_status(o));
-    if (sw_http_start(r->req, edge_obj_status(o), h, n, clen) != 0)
+    r->off = 0;
+    r->end = UINT64_MAX;
+    if (status == 200) {
+        if (clen >= 0)
+            h[n++] = (sw_http_header_t){"accept-ranges", "bytes"};
+        status = choose_part(r, m[META_ETAG], clen, crange, sizeof(crange), &clen);
+        if (status == 206 || status == 416)
+            h[n++] = (sw_http_header_t){"content-range", crange};
+    }
+    r->status = status;
+    count(r->srv, r->req, status);
+    if (sw_http_start(r->req, status, h, n, clen) != 0)
         return -1;
     r->started = 1;
     return 0;
 }
 
-/* Writes what arrived since the last call; ends the response once the object is complete.
- * Returns 1 if the request is finished (r freed). */
+/* Writes what arrived since the last call, up to the end of the requested part; ends the
+ * response once the part is out or the object is complete. Returns 1 if the request is finished
+ * (r freed). */
 static int pump(ereq_t *r)
 {
     if (!r->started && start_response(r) != 0)
         goto end;
-    if (edge_obj_size(r->obj) > r->off &&
-        edge_obj_chunks(r->obj, r->off, UINT64_MAX, write_piece, r) != 0)
+    /* State and size from one instant: another worker may complete the object between two
+     * separate reads, and a COMPLETE read after a stale size would end the response short. */
+    uint64_t size;
+    edge_obj_state_t st = edge_obj_progress(r->obj, &size);
+    uint64_t lim = size < r->end ? size : r->end;
+    if (lim > r->off && edge_obj_chunks(r->obj, r->off, lim - r->off, write_piece, r) != 0)
         goto end;
-    if (edge_obj_state(r->obj) == EDGE_OBJ_FILLING)
+    if (r->off < r->end && st == EDGE_OBJ_FILLING)
         return 0;
 end:
+    log_request(r->srv, r->req, r->status, r->bytes, r->t0, r->xcache, r->upstream_ms, 0);
     sw_http_end(r->req);
     ereq_free(r);
     return 1;
@@ -216,13 +333,14 @@ static void serve_stale_or_502(ereq_t *r, int err)
         r->obj = stale;
         r->off = 0;
         r->xcache = "STALE";
-        s->stale_served++;
+        ADD(s->sh->stats.stale_served, 1);
         pump(r);
         return;
     }
     char msg[160];
     snprintf(msg, sizeof(msg), "upstream failed: %s", edge_strerror(err));
-    s->upstream_502++;
+    ADD(s->sh->stats.upstream_502, 1);
+    s->req_t0 = r->t0;
     respond_error(s, r->req, err == EDGE_ERR_UNCACHEABLE ? 503 : 502, msg);
     ereq_free(r);
 }
@@ -274,6 +392,16 @@ static void on_fetch_head(void *data, int status, const edge_header_t *headers, 
     fetch_ctx_t *fc = data;
     int64_t now = sw_now_ms();
     edge_ttl_t ttl;
+    edge_server_t *s = fc->srv;
+    uint64_t ttfb = uv_now(s->loop) - fc->t0;
+    size_t b = 0;
+    while (b < N_TTFB && (double)ttfb / 1000.0 > ttfb_bounds[b])
+        b++;
+    ADD(s->sh->stats.ttfb_buckets[b], 1);
+    ADD(s->sh->stats.ttfb_count, 1);
+    ADD(s->sh->stats.ttfb_sum_us, ttfb * 1000);
+    if (fc->owner != NULL)
+        fc->owner->upstream_ms = (int64_t)ttfb;
     const char *cc = find_header(headers, n, "cache-control");
     const char *cl = find_header(headers, n, "content-length");
     char tbuf[32];
@@ -362,6 +490,7 @@ static int fetch_start(edge_server_t *s, edge_obj_t *o, const char *key, ereq_t 
     fc->srv = s;
     fc->obj = edge_obj_ref(o);
     fc->owner = owner;
+    fc->t0 = uv_now(s->loop);
     /* The fetch asks for the key itself: the normalized path and the kept query parameters,
      * so that what is cached under the key is exactly what was fetched. */
     int rv = edge_fetch_start(s->up, key, hash_key(key, hk, sizeof(hk)), &cbs, fc, &fc->f);
@@ -380,30 +509,89 @@ static int fetch_start(edge_server_t *s, edge_obj_t *o, const char *key, ereq_t 
 
 /* ---- metrics ----------------------------------------------------------------------------- */
 
+/* Copies this worker's HTTP and fetcher figures where other workers' /metrics read them. */
+static void publish_stats(edge_server_t *s)
+{
+    edge__wstats_t *w = &s->sh->workers[s->index];
+    pthread_mutex_lock(&w->mu);
+    sw_http_server_stats(s->http, &w->http);
+    edge_upstream_stats(s->up, &w->up);
+    for (size_t i = 0; i < s->sh->n_origins; i++) {
+        edge_upstream_node_stats_t ns;
+        w->healthy[i] = edge_upstream_node_stats(s->up, i, &ns) == 0 && ns.healthy;
+    }
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void on_publish(uv_check_t *h)
+{
+    publish_stats(sw_container_of(h, edge_server_t, publish));
+}
+
+/* The figures of every worker, summed; an origin is healthy when every worker finds it so. */
+static void sum_workers(edge_server_t *s, sw_http_stats_t *hs, edge_upstream_stats_t *us,
+                        int *healthy)
+{
+    memset(hs, 0, sizeof(*hs));
+    memset(us, 0, sizeof(*us));
+    for (size_t i = 0; i < s->sh->n_origins; i++)
+        healthy[i] = 1;
+    for (unsigned k = 0; k < s->sh->n_workers; k++) {
+        edge__wstats_t *w = &s->sh->workers[k];
+        pthread_mutex_lock(&w->mu);
+        hs->connections += w->http.connections;
+        hs->bytes_out += w->http.bytes_out;
+        us->in_flight += w->up.in_flight;
+        us->started += w->up.started;
+        us->completed += w->up.completed;
+        us->failed += w->up.failed;
+        us->cancelled += w->up.cancelled;
+        us->failovers += w->up.failovers;
+        us->connects += w->up.connects;
+        us->body_bytes += w->up.body_bytes;
+        for (size_t i = 0; i < s->sh->n_origins; i++)
+            healthy[i] &= w->healthy[i];
+        pthread_mutex_unlock(&w->mu);
+    }
+}
+
 static void serve_metrics(edge_server_t *s, sw_http_req_t *req)
 {
     static const char *proto[3] = {"http/1.0", "http/1.1", "h2"};
     static const char *cls[6] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
+    edge__stats_t *st = &s->sh->stats;
     sw_str_t b;
     edge_cache_stats_t cs;
     edge_upstream_stats_t us;
     sw_http_stats_t hs;
+    int *healthy = calloc(s->sh->n_origins, sizeof(*healthy));
 
+    if (healthy == NULL) {
+        respond_error(s, req, 500, "out of memory");
+        return;
+    }
     sw_str_init(&b);
     edge_cache_stats(s->cache, &cs);
-    edge_upstream_stats(s->up, &us);
-    sw_http_server_stats(s->http, &hs);
+    publish_stats(s);
+    sum_workers(s, &hs, &us, healthy);
     sw_str_puts(&b, "# TYPE shortwave_edge_requests_total counter\n");
     for (int p = 0; p < 3; p++)
         for (int c = 0; c < 6; c++)
-            if (s->requests[p][c] != 0)
+            if (GET(st->requests[p][c]) != 0)
                 sw_str_printf(&b,
                               "shortwave_edge_requests_total{protocol=\"%s\",status=\"%s\"} "
                               "%llu\n",
-                              proto[p], cls[c], (unsigned long long)s->requests[p][c]);
+                              proto[p], cls[c], GET(st->requests[p][c]));
+    /* Which worker received how many (websocket upgrades included): SO_REUSEPORT spreads
+     * connections, and this shows how. */
+    sw_str_puts(&b, "# TYPE shortwave_edge_worker_requests_total counter\n");
+    for (unsigned k = 0; k < s->sh->n_workers; k++)
+        sw_str_printf(&b, "shortwave_edge_worker_requests_total{worker=\"%u\"} %llu\n", k,
+                      GET(s->sh->workers[k].requests));
 #define M(name, type, v)                                                                           \
     sw_str_printf(&b, "# TYPE shortwave_edge_" name " " type "\nshortwave_edge_" name " %llu\n",   \
                   (unsigned long long)(v))
+    M("workers", "gauge", s->sh->n_workers);
     M("cache_hits_total", "counter", cs.hits);
     M("cache_misses_total", "counter", cs.misses);
     M("cache_collapsed_total", "counter", cs.collapsed);
@@ -411,8 +599,8 @@ static void serve_metrics(edge_server_t *s, sw_http_req_t *req)
     M("cache_expired_total", "counter", cs.expired);
     M("cache_objects", "gauge", cs.objects);
     M("cache_bytes", "gauge", cs.bytes);
-    M("stale_served_total", "counter", s->stale_served);
-    M("upstream_errors_answered_total", "counter", s->upstream_502);
+    M("stale_served_total", "counter", GET(st->stale_served));
+    M("upstream_errors_answered_total", "counter", GET(st->upstream_502));
     M("bytes_out_total", "counter", hs.bytes_out);
     M("connections", "gauge", hs.connections);
     M("upstream_fetches_in_flight", "gauge", us.in_flight);
@@ -423,19 +611,202 @@ static void serve_metrics(edge_server_t *s, sw_http_req_t *req)
     M("upstream_failovers_total", "counter", us.failovers);
     M("upstream_connects_total", "counter", us.connects);
     M("upstream_body_bytes_total", "counter", us.body_bytes);
+    M("purge_requests_total", "counter", GET(st->purge_requests));
+    M("purged_objects_total", "counter", GET(st->purged));
+    M("signed_url_refused_total", "counter", GET(st->token_refused));
 #undef M
+    /* Time from the start of an upstream fetch to the origin's response head. */
+    sw_str_puts(&b, "# TYPE shortwave_edge_upstream_ttfb_seconds histogram\n");
+    unsigned long long cum = 0;
+    for (size_t i = 0; i <= N_TTFB; i++) {
+        cum += GET(st->ttfb_buckets[i]);
+        if (i < N_TTFB)
+            sw_str_printf(&b, "shortwave_edge_upstream_ttfb_seconds_bucket{le=\"%g\"} %llu\n",
+                          ttfb_bounds[i], cum);
+        else
+            sw_str_printf(&b, "shortwave_edge_upstream_ttfb_seconds_bucket{le=\"+Inf\"} %llu\n",
+                          cum);
+    }
+    sw_str_printf(&b, "shortwave_edge_upstream_ttfb_seconds_sum %.6f\n",
+                  (double)GET(st->ttfb_sum_us) / 1e6);
+    sw_str_printf(&b, "shortwave_edge_upstream_ttfb_seconds_count %llu\n", GET(st->ttfb_count));
     sw_str_puts(&b, "# TYPE shortwave_edge_upstream_healthy gauge\n");
-    for (size_t i = 0; i < us.n_upstreams; i++) {
+    for (size_t i = 0; i < s->sh->n_origins; i++) {
         edge_upstream_node_stats_t ns;
         if (edge_upstream_node_stats(s->up, i, &ns) == 0)
             sw_str_printf(&b, "shortwave_edge_upstream_healthy{upstream=\"%s\"} %d\n", ns.url,
-                          ns.healthy);
+                          healthy[i]);
     }
+    free(healthy);
+    if (s->sh->overlay != NULL)
+        edge_overlay_metrics(s->sh->overlay, &b);
     if (b.failed)
         respond_error(s, req, 500, "out of memory");
     else
         respond_text(s, req, 200, "text/plain; version=0.0.4", b.p, b.len, NULL, 0);
     sw_str_dispose(&b);
+}
+
+/* ---- purge API and signed URLs ----------------------------------------------------------- */
+
+/* "127.0.0.1:5555" -> "127.0.0.1", "[::1]:5555" -> "::1". */
+static const char *peer_ip(const char *peer, char *buf, size_t len)
+{
+    const char *p = peer, *e;
+    if (*p == '[') {
+        p++;
+        e = strchr(p, ']');
+    } else {
+        e = strrchr(p, ':');
+    }
+    size_t n = e != NULL ? (size_t)(e - p) : strlen(p);
+    if (n >= len)
+        n = len - 1;
+    memcpy(buf, p, n);
+    buf[n] = '\0';
+    return buf;
+}
+
+/* The value of `name` in an application/x-www-form-urlencoded string, percent-decoded into `out`.
+ * Returns 1 if found, 0 if absent, -1 if repeated, badly escaped, holding a NUL or too long. */
+static int form_value(const char *q, const char *name, char *out, size_t outlen)
+{
+    size_t nl = strlen(name);
+    int found = 0;
+    for (const char *p = q; *p != '\0';) {
+        size_t len = strcspn(p, "&");
+        if (len > nl && strncmp(p, name, nl) == 0 && p[nl] == '=') {
+            if (found++)
+                return -1;
+            size_t o = 0;
+            for (size_t i = nl + 1; i < len; i++) {
+                int c = (unsigned char)p[i];
+                if (c == '%') {
+                    int hi = i + 2 < len ? edge__hexval(p[i + 1]) : -1;
+                    int lo = i + 2 < len ? edge__hexval(p[i + 2]) : -1;
+                    if (hi < 0 || lo < 0 || (c = hi * 16 + lo) == 0)
+                        return -1;
+                    i += 2;
+                } else if (c == '+') {
+                    c = ' ';
+                }
+                if (o + 1 >= outlen)
+                    return -1;
+                out[o++] = (char)c;
+            }
+            out[o] = '\0';
+        }
+        p += len;
+        if (*p == '&')
+            p++;
+    }
+    return found;
+}
+
+/* POST (or DELETE) /api/purge?key=PATH[%3FQUERY] or ?prefix=PATH-PREFIX, the parameters in the
+ * query or in a form body. Only from admin_allow, and with the admin token when one is set. */
+static void serve_purge(edge_server_t *s, sw_http_req_t *req)
+{
+    const edge_config_t *cfg = s->cfg;
+    char ip[64], val[EDGE_KEY_MAX], key[EDGE_KEY_MAX], body[128];
+    const char *why = NULL;
+
+    if (strcmp(req->method, "POST") != 0 && strcmp(req->method, "DELETE") != 0) {
+        static const sw_http_header_t h[] = {{"allow", "POST, DELETE"}};
+        respond_text(s, req, 405, "text/plain", "use POST or DELETE\n", 19, h, 1);
+        return;
+    }
+    if (!edge__cidr_match(cfg->admin_allow, cfg->n_admin_allow,
+                          peer_ip(req->peer, ip, sizeof(ip)))) {
+        respond_error(s, req, 403, "purge: this address is not in admin_allow");
+        return;
+    }
+    if (cfg->admin_token != NULL && cfg->admin_token[0] != '\0') {
+        const char *a = sw_http_req_header(req, "authorization");
+        size_t tl = strlen(cfg->admin_token);
+        if (a == NULL || strncmp(a, "Bearer ", 7) != 0 || strlen(a + 7) != tl ||
+            CRYPTO_memcmp(a + 7, cfg->admin_token, tl) != 0) {
+            respond_error(s, req, 403, "purge: missing or wrong admin token");
+            return;
+        }
+    }
+    /* The parameters come from the query, or from a form body (curl -d key=...). */
+    char form[EDGE_KEY_MAX * 2];
+    const char *q = req->query;
+    if (q[0] == '\0' && req->body_len > 0 && req->body_len < sizeof(form)) {
+        memcpy(form, req->body, req->body_len);
+        form[req->body_len] = '\0';
+        q = form;
+    }
+    size_t n;
+    int rk = form_value(q, "key", val, sizeof(val));
+    int rp = rk == 0 ? form_value(q, "prefix", val, sizeof(val)) : 0;
+    if (rk < 0 || rp < 0 || (rk == 0 && rp == 0)) {
+        respond_error(s, req, 400, "purge: give one key=PATH or prefix=PATH-PREFIX");
+        return;
+    }
+    if (rk == 1) {
+        /* The same normalization as a request, so "/a//b?utm=1" purges what "/a/b" cached. */
+        if (edge_key_normalize(val, NULL, NULL, key, sizeof(key), &why) != 0) {
+            char msg[256];
+            snprintf(msg, sizeof(msg), "purge: bad key: %s", why ? why : "invalid");
+            respond_error(s, req, 400, msg);
+            return;
+        }
+        n = (size_t)edge_cache_purge(s->cache, key);
+    } else {
+        if (val[0] != '/') {
+            respond_error(s, req, 400, "purge: a prefix starts with /");
+            return;
+        }
+        n = edge_cache_purge_prefix(s->cache, val);
+    }
+    ADD(s->sh->stats.purge_requests, 1);
+    ADD(s->sh->stats.purged, n);
+    sw_log(SW_LOG_INFO, "edge", "purge %s %s by %s: %zu object(s)", rk == 1 ? "key" : "prefix",
+           rk == 1 ? key : val, req->peer, n);
+    int bl = snprintf(body, sizeof(body), "{\"purged\":%zu}\n", n);
+    respond_text(s, req, 200, "application/json", body, (size_t)bl, NULL, 0);
+}
+
+/* The [protect] section for a normalized path: the longest matching prefix, or NULL. */
+static const edge_protect_t *protect_for(const edge_config_t *cfg, const char *path, size_t plen)
+{
+    const edge_protect_t *best = NULL;
+    for (size_t i = 0; i < cfg->n_protect; i++) {
+        const edge_protect_t *p = &cfg->protect[i];
+        size_t l = strlen(p->prefix);
+        if (l <= plen && memcmp(path, p->prefix, l) == 0 &&
+            (best == NULL || l > strlen(best->prefix)))
+            best = p;
+    }
+    return best;
+}
+
+/* Answers 403 and returns -1 if `key`'s path is protected and the request's token fails. */
+static int check_signed(edge_server_t *s, sw_http_req_t *req, const char *key)
+{
+    char path[EDGE_KEY_MAX], ip[64];
+    size_t plen = strcspn(key, "?");
+    const edge_protect_t *p = protect_for(s->cfg, key, plen);
+    const char *why = NULL;
+    if (p == NULL)
+        return 0;
+    memcpy(path, key, plen);
+    path[plen] = '\0';
+    int rv = edge_token_verify(&p->token, path, req->query, strlen(req->query),
+                               peer_ip(req->peer, ip, sizeof(ip)), sw_now_ms() / 1000, &why);
+    if (rv == 0)
+        return 0;
+    /* The address is inside the MAC: a token used from another address just fails to verify. */
+    if (rv == EDGE_ERR_TOKEN_BAD_SIG && strstr(req->query, "sw_ip=1") != NULL &&
+        strcmp(why ? why : "", "signature does not verify") == 0)
+        why = "signature does not verify for this client address (wrong address?)";
+    char msg[256];
+    snprintf(msg, sizeof(msg), "forbidden: %s (%s)", edge_strerror(rv), why ? why : "invalid");
+    ADD(s->sh->stats.token_refused, 1);
+    respond_error(s, req, 403, msg);
+    return -1;
 }
 
 /* ---- the handler ------------------------------------------------------------------------- */
@@ -447,6 +818,10 @@ static void on_request(void *data, sw_http_req_t *req)
     const char *why = NULL;
     edge_obj_t *o = NULL;
 
+    s->req_t0 = uv_now(s->loop);
+    ADD(s->sh->workers[s->index].requests, 1);
+    if (s->sh->overlay != NULL && edge_overlay_handoff(s->sh->overlay, req))
+        return; /* answered, or handed to the overlay's loop as a websocket (edge/overlay.h) */
     if (strcmp(req->method, "OPTIONS") == 0) {
         static const sw_http_header_t h[] = {
             {"access-control-allow-methods", "GET, HEAD, OPTIONS"},
@@ -454,6 +829,10 @@ static void on_request(void *data, sw_http_req_t *req)
             {"access-control-max-age", "86400"},
         };
         respond_text(s, req, 204, "text/plain", NULL, 0, h, SW_ARRAY_SIZE(h));
+        return;
+    }
+    if (strcmp(req->path, "/api/purge") == 0) {
+        serve_purge(s, req);
         return;
     }
     if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
@@ -469,12 +848,21 @@ static void on_request(void *data, sw_http_req_t *req)
         serve_metrics(s, req);
         return;
     }
+    edge_web_resp_t wr;
+    if (edge_web_route(s->web, req->path, sw_http_req_header(req, "if-none-match"), &wr)) {
+        count(s, req, wr.status);
+        log_request(s, req, wr.status, wr.len, s->req_t0, NULL, -1, 0);
+        sw_http_respond(req, wr.status, wr.headers, wr.n_headers, wr.body, wr.len);
+        return;
+    }
     if (edge_key_normalize(req->path, req->query, NULL, key, sizeof(key), &why) != 0) {
         char msg[256];
         snprintf(msg, sizeof(msg), "bad path: %s", why ? why : "invalid");
         respond_error(s, req, 400, msg);
         return;
     }
+    if (check_signed(s, req, key) != 0)
+        return;
     /* Collapsed waiters of a private answer get 503: they should retry (and then fetch alone). */
     int res = edge_cache_get(s->cache, key, sw_now_ms(), &o);
     if (res < 0) {
@@ -490,9 +878,13 @@ static void on_request(void *data, sw_http_req_t *req)
     r->srv = s;
     r->req = req;
     r->obj = o;
+    r->t0 = s->req_t0;
+    r->upstream_ms = -1;
+    r->end = UINT64_MAX;
     r->sub.on_data = on_sub_data;
     r->sub.on_done = on_sub_done;
     r->sub.data = r;
+    r->sub.waker = s->waker;
     r->next = s->reqs;
     if (r->next != NULL)
         r->next->prev = r;
@@ -508,16 +900,20 @@ static void on_request(void *data, sw_http_req_t *req)
         }
     }
     if (edge_obj_state(o) == EDGE_OBJ_FILLING) {
-        if (edge_obj_subscribe(o, &r->sub) != 0) {
+        int rv = edge_obj_subscribe(o, &r->sub);
+        if (rv == 0) {
+            sw_http_req_on_abort(req, on_req_abort, r);
+            /* A late subscriber: what already arrived goes out now. */
+            if (edge_obj_status(o) != 0 && edge_obj_size(o) > 0)
+                pump(r);
+            return;
+        }
+        if (rv != EDGE_ERR_STATE) {
             respond_error(s, req, 500, "cannot subscribe");
             ereq_free(r);
             return;
         }
-        sw_http_req_on_abort(req, on_req_abort, r);
-        /* A late subscriber: what already arrived goes out now. */
-        if (edge_obj_status(o) != 0 && edge_obj_size(o) > 0)
-            pump(r);
-        return;
+        /* Another worker completed or failed it since the lookup: serve it as it is now. */
     }
     if (edge_obj_state(o) == EDGE_OBJ_FAILED) {
         serve_stale_or_502(r, edge_obj_error(o));
@@ -534,6 +930,52 @@ static void on_sweep(uv_timer_t *t)
     edge_cache_sweep(s->cache, sw_now_ms());
 }
 
+/* The cache's kick, from the filler's thread: wake our loop. */
+static void kick(void *data)
+{
+    edge_server_t *s = data;
+    uv_async_send(&s->wake);
+}
+
+static void on_wake(uv_async_t *h)
+{
+    edge_server_t *s = sw_container_of(h, edge_server_t, wake);
+    edge_waker_run(s->waker);
+}
+
+int edge__server_reload(edge_server_t *s, const edge_config_t *cfg, int strict, char *err,
+                        size_t errlen)
+{
+    edge__alog_t alog;
+    const char *why = NULL;
+    int rv, failed = 0;
+
+    if ((rv = edge__alog_open(&alog, cfg->access_log, err, errlen)) != 0) {
+        if (strict)
+            return rv;
+        failed = rv;
+        alog = s->alog;
+    }
+    /* The certificate last: it is the one change that cannot be taken back. */
+    if (s->cfg->tls_listen != NULL && cfg->tls_cert != NULL && cfg->tls_key != NULL &&
+        (rv = sw_http_server_reload_tls(s->http, cfg->tls_cert, cfg->tls_key, &why)) != 0) {
+        snprintf(err, errlen, "TLS: %s", why ? why : "cannot load");
+        rv = rv == SW_ERR_NOMEM ? EDGE_ERR_NOMEM : EDGE_ERR_INVAL;
+        if (strict) {
+            edge__alog_close(&alog);
+            return rv;
+        }
+        failed = rv;
+    }
+    /* Lines are written with one write(2) each, so swapping between two lines loses nothing. */
+    if (alog.fd != s->alog.fd) {
+        edge__alog_close(&s->alog);
+        s->alog = alog;
+    }
+    s->cfg = cfg;
+    return failed;
+}
+
 static void close_step(void *data)
 {
     edge_server_t *s = data;
@@ -541,73 +983,94 @@ static void close_step(void *data)
         s->on_closed(s->closed_data);
 }
 
-static void on_timer_closed(uv_handle_t *h)
+static void on_handle_closed(uv_handle_t *h)
 {
     close_step(h->data);
 }
 
-int edge_server_new(edge_server_t **out, uv_loop_t *loop, const edge_config_t *cfg, char *err,
-                    size_t errlen)
+static void on_http_closed(void *data)
+{
+    edge_server_t *s = data;
+    /* Every request is freed, hence unsubscribed: the waker has nothing left to deliver. */
+    edge_waker_free(s->waker);
+    s->waker = NULL;
+    uv_close((uv_handle_t *)&s->wake, on_handle_closed);
+    uv_close((uv_handle_t *)&s->publish, on_handle_closed);
+    uv_close((uv_handle_t *)&s->sweep, on_handle_closed);
+    edge_upstream_close(s->up, close_step, s);
+    close_step(s);
+}
+
+int edge__server_new(edge_server_t **out, uv_loop_t *loop, const edge_config_t *cfg,
+                     edge__shared_t *sh, unsigned index, char *err, size_t errlen)
 {
     edge_server_t *s;
-    edge_cache_config_t cc;
     edge_upstream_config_t uc;
     sw_http_server_config_t hc;
     const char *why = NULL;
     int rv = EDGE_ERR_NOMEM;
 
     snprintf(err, errlen, "out of memory");
-    if (cfg->n_origins == 0) {
-        snprintf(err, errlen, "no origin configured (--origin URL)");
-        return EDGE_ERR_INVAL;
-    }
-    if (cfg->tls_listen != NULL && (cfg->tls_cert == NULL || cfg->tls_key == NULL)) {
-        snprintf(err, errlen, "tls_listen needs tls_cert and tls_key");
-        return EDGE_ERR_INVAL;
-    }
     if ((s = calloc(1, sizeof(*s))) == NULL)
         goto fail;
     s->loop = loop;
-    edge_cache_config_init(&cc);
-    cc.budget_bytes = (size_t)cfg->cache_size;
-    if (cc.max_object_bytes > cc.budget_bytes / 4)
-        cc.max_object_bytes = cc.budget_bytes / 4;
-    if ((rv = edge_cache_new(&s->cache, &cc)) != 0) {
-        snprintf(err, errlen, "cache: %s", edge_strerror(rv));
-        goto fail_server;
-    }
+    s->index = index;
+    s->sh = sh;
+    s->cache = sh->cache;
+    s->web = sh->web;
+    s->cfg = cfg;
+    s->alog.fd = -1;
     edge_upstream_config_init(&uc);
     uc.origins = (const char *const *)cfg->origins;
     uc.n_origins = cfg->n_origins;
     if ((rv = edge_upstream_new(&s->up, loop, &uc, err, errlen)) != 0)
-        goto fail_cache;
+        goto fail_server;
     sw_http_server_config_init(&hc);
     hc.server_name = "shortwave-edge";
+    /* The limit is the process's: each worker takes its share (the kernel spreads connections
+     * evenly over SO_REUSEPORT listeners, by a hash of the addresses). */
+    hc.max_connections = (uint32_t)((cfg->max_connections + sh->n_workers - 1) / sh->n_workers);
+    hc.max_header_bytes = (size_t)cfg->max_header_bytes;
+    hc.max_streams = (uint32_t)cfg->max_streams;
+    hc.idle_timeout_ms = (uint32_t)cfg->idle_timeout_ms;
+    hc.header_timeout_ms = (uint32_t)cfg->header_timeout_ms;
+    hc.send_timeout_ms = (uint32_t)cfg->send_timeout_ms;
+    hc.drain_timeout_ms = (uint32_t)cfg->drain_timeout_ms;
     if (sw_http_server_new(&s->http, loop, &hc, on_request, s) != 0) {
         rv = EDGE_ERR_NOMEM;
         snprintf(err, errlen, "out of memory");
         goto fail_upstream;
     }
-    if (sw_http_server_listen(s->http, cfg->listen, 0, NULL, &why) != 0) {
+    if (sw_http_server_listen(s->http, cfg->listen, 1, NULL, &why) != 0) {
         rv = EDGE_ERR_INVAL;
         snprintf(err, errlen, "listen %s: %s", cfg->listen, why ? why : "failed");
         goto fail_http;
     }
     if (cfg->tls_listen != NULL &&
-        sw_http_server_listen_tls(s->http, cfg->tls_listen, 0, cfg->tls_cert, cfg->tls_key, NULL,
+        sw_http_server_listen_tls(s->http, cfg->tls_listen, 1, cfg->tls_cert, cfg->tls_key, NULL,
                                   &why) != 0) {
         rv = EDGE_ERR_INVAL;
         snprintf(err, errlen, "tls listen %s: %s", cfg->tls_listen, why ? why : "failed");
         goto fail_http;
     }
+    if ((rv = edge__alog_open(&s->alog, cfg->access_log, err, errlen)) != 0)
+        goto fail_http;
+    if ((rv = edge_waker_new(&s->waker, sh->cache, kick, s)) != 0) {
+        snprintf(err, errlen, "out of memory");
+        goto fail_alog;
+    }
+    /* Nothing is subscribed through the waker yet, so nothing can kick before this. */
+    uv_async_init(loop, &s->wake, on_wake);
+    uv_check_init(loop, &s->publish);
+    uv_check_start(&s->publish, on_publish);
     uv_timer_init(loop, &s->sweep);
-    s->sweep.data = s;
-    uv_timer_start(&s->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
-    sw_log(SW_LOG_INFO, "edge", "listening on %s%s%s, %zu origin(s), cache %lld bytes", cfg->listen,
-           cfg->tls_listen ? " and TLS " : "", cfg->tls_listen ? cfg->tls_listen : "",
-           cfg->n_origins, (long long)cfg->cache_size);
+    s->wake.data = s->publish.data = s->sweep.data = s;
+    if (index == 0)
+        uv_timer_start(&s->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
     *out = s;
     return 0;
+fail_alog:
+    edge__alog_close(&s->alog);
 fail_http:
     /* Nothing was accepted yet; closing still has to run on the loop. */
     sw_http_server_close(s->http, NULL, NULL);
@@ -616,31 +1079,27 @@ fail_http:
 fail_upstream:
     edge_upstream_close(s->up, NULL, NULL);
     uv_run(loop, UV_RUN_DEFAULT);
-fail_cache:
-    edge_cache_free(s->cache);
 fail_server:
     free(s);
 fail:
     return rv;
 }
 
-void edge_server_shutdown(edge_server_t *s, void (*on_closed)(void *data), void *data)
+void edge__server_shutdown(edge_server_t *s, void (*on_closed)(void *data), void *data)
 {
     s->on_closed = on_closed;
     s->closed_data = data;
-    s->pending_close = 3;
-    uv_timer_stop(&s->sweep);
-    /* Held requests are aborted first (they unsubscribe), then the fetches end. */
-    sw_http_server_close(s->http, close_step, s);
-    edge_upstream_close(s->up, close_step, s);
-    uv_close((uv_handle_t *)&s->sweep, on_timer_closed);
+    s->pending_close = 5; /* the HTTP server, the fetcher, three handles */
+    /* Held requests are aborted at once (they unsubscribe); responses under way drain while
+     * the fetcher still feeds them; once the HTTP side has closed, the fetches end. */
+    sw_http_server_close(s->http, on_http_closed, s);
 }
 
-void edge_server_free(edge_server_t *s)
+void edge__server_free(edge_server_t *s)
 {
     if (s == NULL)
         return;
     sw_http_server_free(s->http);
-    edge_cache_free(s->cache);
+    edge__alog_close(&s->alog);
     free(s);
 }

@@ -225,6 +225,8 @@ void sw_http_server_config_init(sw_http_server_config_t *cfg)
     cfg->idle_timeout_ms = 60000;
     cfg->max_connections = 10000;
     cfg->max_streams = 256;
+    cfg->send_timeout_ms = 0;
+    cfg->drain_timeout_ms = 2000;
     cfg->server_name = "shortwave";
 }
 
@@ -555,15 +557,21 @@ static void on_close_timer(uv_timer_t *t)
                 c->close_after_flush = 1;
                 sw__conn_flush(c);
                 sw__conn_update(c);
+            } else if (c->req != NULL && c->req->state == SW__REQ_STARTED) {
+                /* A response under way (a download) finishes, then the connection closes. */
+                c->req->keep_alive = 0;
             } else if (c->req != NULL && c->req->state != SW__REQ_RECV) {
                 sw__req_abort(c->req);
                 c->close_after_flush = 1;
+                sw__conn_update(c);
+            } else if (c->req == NULL && (c->out.bytes > 0 || c->writing)) {
+                c->close_after_flush = 1; /* an answer still being written */
                 sw__conn_update(c);
             } else {
                 sw__conn_close(c);
             }
         }
-        uv_timer_start(&s->close_timer, on_close_timer, 2000, 0);
+        uv_timer_start(&s->close_timer, on_close_timer, s->cfg.drain_timeout_ms, 0);
     } else if (s->close_timer_state == 2) {
         for (sw__conn_t *c = s->conns, *n; c != NULL; c = n) {
             n = c->next;
@@ -639,10 +647,16 @@ static void on_conn_closed(uv_handle_t *h)
     sw_http_server_t *s = c->server;
     if (c->tp->dispose != NULL)
         c->tp->dispose(c);
+    sw__tunnel_free(c->tunnel);
     sw__queue_dispose(&c->out);
     free(c->in);
     free(c);
     server_handle_closed(s);
+}
+
+void sw__conn_handle_closed(uv_handle_t *h)
+{
+    on_conn_closed(h);
 }
 
 static void on_conn_timer(uv_timer_t *t);
@@ -697,6 +711,8 @@ void sw__conn_close(sw__conn_t *c)
     s->stats.connections--;
     uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
     uv_close((uv_handle_t *)&c->timer, on_conn_closed);
+    if (c->tunnel != NULL)
+        sw__tunnel_close(c);
     if (s->closing && s->close_timer_state != 0)
         close_timer_maybe_done(s);
 }
@@ -754,6 +770,8 @@ void sw__conn_update(sw__conn_t *c)
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->reading = 0;
     }
+    if (c->tunnel != NULL)
+        sw__tunnel_update(c);
     /* Input the transport held back (decrypted bytes that did not fit): resume it from the
      * timer, never from here, since this runs inside protocol and handler calls. */
     c->tp_pump = 0;
@@ -765,7 +783,11 @@ void sw__conn_update(sw__conn_t *c)
 
     uint64_t now = uv_now(s->loop), deadline = 0;
     if (c->out.bytes > 0) {
-        deadline = c->last_active + s->cfg.idle_timeout_ms; /* a client that stopped reading */
+        /* A client that stopped reading. */
+        deadline = c->last_active +
+                   (s->cfg.send_timeout_ms ? s->cfg.send_timeout_ms : s->cfg.idle_timeout_ms);
+    } else if (c->proto == SW__PROTO_TUNNEL) {
+        deadline = 0; /* the tunnelled protocol keeps its own timeouts (websocket pings) */
     } else if (c->proto == SW__PROTO_H2) {
         if (!sw__h2_has_streams(c))
             deadline = c->last_active + s->cfg.idle_timeout_ms;
@@ -821,6 +843,10 @@ void sw__conn_feed(sw__conn_t *c, const uint8_t *buf, size_t len)
     c->last_active = uv_now(c->server->loop);
     if (c->proto == SW__PROTO_H2) {
         sw__h2_feed(c, buf, len);
+        return;
+    }
+    if (c->proto == SW__PROTO_TUNNEL) {
+        sw__tunnel_feed(c, buf, len);
         return;
     }
     if (buf == c->in + c->in_len) {

@@ -296,7 +296,9 @@ void sw__h2_hold(sw__conn_t *c, int on)
 
 int sw__h2_has_streams(const sw__conn_t *c)
 {
-    return c->h2 != NULL && c->h2->streams != NULL;
+    /* A session nghttp2 ended by itself (its GOAWAY after a compression or flow-control error)
+     * has no stream left to finish. */
+    return c->h2 != NULL && c->h2->streams != NULL && nghttp2_session_want_read(c->h2->ng);
 }
 
 void sw__h2_abort_all(sw__conn_t *c)
@@ -419,6 +421,8 @@ void sw__h2_feed(sw__conn_t *c, const uint8_t *buf, size_t len)
         c->close_after_flush = 1;
     } else {
         dispatch(c);
+        if (!nghttp2_session_want_read(h2->ng))
+            c->close_after_flush = 1;
     }
     sw__h2_send(c);
     sw__conn_update(c);

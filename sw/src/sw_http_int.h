@@ -147,7 +147,9 @@ typedef struct sw__transport {
     void (*dispose)(sw__conn_t *c);
 } sw__transport_t;
 
-enum { SW__PROTO_NONE = 0, SW__PROTO_H1, SW__PROTO_H2 };
+/* SW__PROTO_TUNNEL: taken over (sw_http_takeover()) on TLS; plaintext is bridged to a socketpair.
+ */
+enum { SW__PROTO_NONE = 0, SW__PROTO_H1, SW__PROTO_H2, SW__PROTO_TUNNEL };
 
 enum {
     SW__REQ_RECV = 0, /* head or body still arriving */
@@ -223,6 +225,8 @@ struct sw__conn {
     sw__req_t *req; /* the request being answered */
     /* HTTP/2 */
     sw__h2_t *h2;
+    /* SW__PROTO_TUNNEL (sw_http_upgrade.c) */
+    struct sw__tunnel *tunnel;
 };
 
 #define SW__OUT_SOFT_LIMIT (1024 * 1024)
@@ -270,6 +274,8 @@ void sw__conn_close(sw__conn_t *c);
 /** Closes from the next loop iteration: for calls made inside callbacks. */
 void sw__conn_close_soon(sw__conn_t *c);
 void sw__conn_update(sw__conn_t *c);
+/** The close callback of every handle a connection owns; the last one frees the connection. */
+void sw__conn_handle_closed(uv_handle_t *h);
 
 /** Common request helpers. */
 sw__req_t *sw__req_new(sw__conn_t *c);
@@ -278,6 +284,17 @@ int sw__req_add_header(sw__req_t *r, const char *name, size_t nlen, const char *
 void sw__req_abort(sw__req_t *r);
 void sw__req_log(sw__req_t *r, int aborted);
 const char *sw__server_date(sw_http_server_t *s);
+
+/* ---- tunnels of taken-over TLS connections (sw_http_upgrade.c) ---- */
+
+/** Plaintext from the client: queued towards the socketpair. */
+void sw__tunnel_feed(sw__conn_t *c, const uint8_t *buf, size_t len);
+/** Re-decides reading the socketpair (stops while the client's output is over the soft limit). */
+void sw__tunnel_update(sw__conn_t *c);
+/** Closes the socketpair end (one of the connection's handles) with the connection. */
+void sw__tunnel_close(sw__conn_t *c);
+/** Frees what the tunnel holds once every handle is closed. NULL does nothing. */
+void sw__tunnel_free(struct sw__tunnel *t);
 
 /* ---- TLS (sw_tls.c): OpenSSL through memory BIOs, ALPN "h2" or "http/1.1" ---- */
 

@@ -31,6 +31,7 @@
 #include <uv.h>
 
 #include "sw/rbuf.h"
+#include "sw/str.h"
 #include "sw/sw.h"
 
 typedef struct sw_http_server sw_http_server_t;
@@ -48,6 +49,10 @@ typedef struct sw_http_server_config {
     uint32_t idle_timeout_ms;   /* keep-alive connection with nothing to do, default 60 s */
     uint32_t max_connections;   /* default 10000; beyond it new connections are closed */
     uint32_t max_streams;       /* HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS, default 256 */
+    uint32_t send_timeout_ms;   /* queued output that makes no progress this long closes the
+                                   connection (a client that stopped reading); default 0:
+                                   idle_timeout_ms */
+    uint32_t drain_timeout_ms;  /* on close, how long answered requests may still finish, 2 s */
     const char *server_name;    /* Server header, default "shortwave" */
 } sw_http_server_config_t;
 
@@ -99,7 +104,8 @@ int sw_http_server_reload_tls(sw_http_server_t *s, const char *cert_file, const 
 /**
  * Stops accepting, lets requests in flight finish (held ones are aborted), closes connections and
  * calls `on_closed` once everything is released; then the server may be freed with
- * sw_http_server_free(). `on_closed` may be NULL.
+ * sw_http_server_free(). `on_closed` may be NULL. Responses already started, and output still
+ * queued, get up to drain_timeout_ms to go out; then every connection is closed.
  */
 void sw_http_server_close(sw_http_server_t *s, void (*on_closed)(void *data), void *data);
 void sw_http_server_free(sw_http_server_t *s);
@@ -171,6 +177,28 @@ int sw_http_end(sw_http_req_t *req);
 
 /** Bytes queued on this request's connection and not yet written (for backpressure). */
 size_t sw_http_pending(const sw_http_req_t *req);
+
+/**
+ * Takes the connection of an HTTP/1.1 request away from the server, for a protocol that upgrades
+ * it (websockets): call it from the handler instead of answering. On success the request is dead
+ * (no response, no abort callback) and the caller owns `*fd`, a connected non-blocking stream
+ * socket with FD_CLOEXEC, and `pre`, to which the bytes the caller must treat as already read
+ * from that socket were appended: the request head (rebuilt from the parsed request: method,
+ * target, version and every header in order) followed by whatever the client sent after it.
+ *
+ * On a plain connection `*fd` is the client's own socket (duplicated; the server closes its
+ * copy and forgets the connection). On a TLS connection the TLS session stays in the server and
+ * `*fd` is one end of a socketpair whose other end the server keeps: plaintext goes both ways
+ * through it until either side closes; the server stops reading the pair while the client's
+ * output is over its soft limit, and closes the connection if the caller stops reading the pair
+ * while the client keeps sending (1 MiB pending). Such a connection still counts against
+ * max_connections and closes with the server.
+ *
+ * Returns 0, SW_ERR_STATE (not HTTP/1.1, the request has a body or was answered, or an earlier
+ * response is still being written: the request is untouched and must be answered), SW_ERR_NOMEM
+ * or SW_ERR_IO (dup() or socketpair() failed; the request is untouched).
+ */
+int sw_http_takeover(sw_http_req_t *req, int *fd, sw_str_t *pre);
 
 /** The canonical reason phrase for a status ("Not Found"), or "Unknown". */
 const char *sw_http_reason(int status);

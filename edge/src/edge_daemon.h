@@ -1,0 +1,118 @@
+/*
+ * edge_daemon.h: internals of the daemon layer (edge_daemon.c, edge_server.c, edge_conf.c,
+ * edge_access_log.c): what the workers share, one worker's server, the access log and the admin
+ * address list. Never included from outside edge/src/.
+ */
+#ifndef EDGE_DAEMON_H
+#define EDGE_DAEMON_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "edge/cache.h"
+#include "edge/edge.h"
+#include "edge/overlay.h"
+#include "edge/upstream.h"
+#include "edge/web.h"
+#include "sw/http.h"
+
+/* ---- what the workers share (edge_daemon.c) ---- */
+
+#define EDGE__N_TTFB 13 /* upstream time-to-first-byte buckets, +Inf not counted */
+
+/* Counters every worker adds to at once: relaxed atomics, so /metrics on any worker reads them
+ * current, with no lock on the request path. */
+typedef struct edge__stats {
+    atomic_uint_fast64_t requests[3][6]; /* protocol (1.0, 1.1, 2) x status class (0: other) */
+    atomic_uint_fast64_t stale_served, upstream_502, purged, purge_requests, token_refused;
+    atomic_uint_fast64_t ttfb_buckets[EDGE__N_TTFB + 1]; /* the last one is +Inf */
+    atomic_uint_fast64_t ttfb_count, ttfb_sum_us;
+} edge__stats_t;
+
+/* One worker's HTTP server and fetcher figures, which only its thread may read: it copies them
+ * here at the end of each loop iteration (and before it answers /metrics) under `mu`. */
+typedef struct edge__wstats {
+    pthread_mutex_t mu;
+    atomic_uint_fast64_t requests; /* received by this worker: current, not copied */
+    sw_http_stats_t http;
+    edge_upstream_stats_t up;
+    int *healthy; /* per origin, n_origins */
+} edge__wstats_t;
+
+typedef struct edge__shared {
+    edge_cache_t *cache;
+    edge_overlay_t *overlay; /* NULL without redis; runs on the daemon's loop */
+    edge_web_t *web;         /* viewer pages, or NULL; read-only, so any worker reads it */
+    edge__stats_t stats;
+    edge__wstats_t *workers; /* n_workers */
+    unsigned n_workers;
+    size_t n_origins;
+} edge__shared_t;
+
+/* ---- one worker's server (edge_server.c) ---- */
+
+typedef struct edge_server edge_server_t;
+
+/**
+ * Creates worker `index`'s server on `loop`, which must be the calling thread's: listeners with
+ * SO_REUSEPORT, its own upstream fetcher, its waker on `sh->cache`; worker 0 also sweeps the
+ * cache. Reads `cfg` as edge_daemon_new() says until edge__server_reload() switches it.
+ * Returns 0, EDGE_ERR_INVAL, EDGE_ERR_NOMEM or EDGE_ERR_UPSTREAM, with err set.
+ */
+int edge__server_new(edge_server_t **out, uv_loop_t *loop, const edge_config_t *cfg,
+                     edge__shared_t *sh, unsigned index, char *err, size_t errlen);
+
+/**
+ * On the worker's thread: reopens the access log, reloads the certificate and switches to `cfg`.
+ * With `strict`, any failure leaves everything as it was and is returned; otherwise the server
+ * switches to `cfg` anyway and keeps the log or certificate that failed. Returns 0,
+ * EDGE_ERR_INVAL or EDGE_ERR_NOMEM, with err set.
+ */
+int edge__server_reload(edge_server_t *s, const edge_config_t *cfg, int strict, char *err,
+                        size_t errlen);
+
+/** Drains and closes (see edge_daemon_shutdown()); `on_closed(data)` once every handle is
+ * closed. On the worker's thread. */
+void edge__server_shutdown(edge_server_t *s, void (*on_closed)(void *data), void *data);
+
+/** Frees a server after edge__server_shutdown() completed. NULL does nothing. */
+void edge__server_free(edge_server_t *s);
+
+/* ---- access log (edge_access_log.c) ---- */
+
+typedef struct edge__alog {
+    int fd;    /* -1: off */
+    int owned; /* fd is a file we opened (not stderr) */
+} edge__alog_t;
+
+/* One finished (or aborted) request. Strings may be NULL; path and query are quoted. */
+typedef struct edge__alog_rec {
+    const char *peer, *method, *path, *query, *cache;
+    int version; /* 10, 11 or 20 */
+    int status;  /* 0 if the client went away before an answer */
+    int aborted;
+    uint64_t bytes;      /* body bytes queued to the client */
+    int64_t duration_ms; /* from the handler call to the end of the response */
+    int64_t upstream_ms; /* time to the origin's first byte, -1 when this request made no fetch */
+} edge__alog_rec_t;
+
+/**
+ * Opens the log named by `spec`: "off" (or NULL), "stderr", or a file opened for appending (made
+ * 0640 if missing). Returns 0 or EDGE_ERR_INVAL with the reason in err[0..errlen).
+ */
+int edge__alog_open(edge__alog_t *l, const char *spec, char *err, size_t errlen);
+/** Closes a log; an "off" or stderr log closes nothing. */
+void edge__alog_close(edge__alog_t *l);
+/** Writes one logfmt line with one write(2). Does nothing when the log is off. */
+void edge__alog_write(edge__alog_t *l, const edge__alog_rec_t *rec);
+
+/* ---- admin_allow (edge_conf.c) ---- */
+
+/** Parses "127.0.0.1, ::1, 10.0.0.0/8" into `out` (at most `max`). Returns the count or -1. */
+int edge__cidr_parse_list(const char *text, edge_cidr_t *out, size_t max);
+/** 1 if the text address `ip` ("::1", "10.1.2.3") falls in one of the `n` entries, else 0. */
+int edge__cidr_match(const edge_cidr_t *list, size_t n, const char *ip);
+
+#endif
