@@ -58,7 +58,7 @@ fi
 # publishers: third-party reports are suppressed in tests/tsan.supp, ours fail the daemon's exit.
 if [ -z "${SW_TEST_QUICK:-}" ]; then
     export TSAN_OPTIONS="suppressions=$top/tests/tsan.supp second_deadlock_stack=1 halt_on_error=0"
-    run_suite "tsan (ingest)" "$top/build-test/tsan" "ingest|origin_publishers|origin_reconnect|http_server|edge_test_cache" \
+    run_suite "tsan (ingest)" "$top/build-test/tsan" "ingest|origin_publishers|origin_reconnect|http_server|edge_test_cache|edge_workers|edge_collapse" \
         -DSW_SANITIZE=thread -DCMAKE_BUILD_TYPE=Debug
     unset TSAN_OPTIONS
 fi
