@@ -324,6 +324,11 @@ void sw__conn_eof(sw__conn_t *c)
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
     sw__conn_t *c = sw_container_of(st, sw__conn_t, tcp);
+    if (c->lingering) {
+        if (nread < 0)
+            sw__conn_close(c);
+        return; /* what a client sends after our last byte (WINDOW_UPDATE, PING) is dropped */
+    }
     if (nread < 0) {
         if (nread == UV_EOF) {
             sw__conn_eof(c);
@@ -725,12 +730,43 @@ static void on_conn_timer(uv_timer_t *t)
         c->tp->on_read(c, NULL, 0);
         return;
     }
-    if (c->proto != SW__PROTO_H2 && c->req == NULL && c->in_len > 0) {
+    if (c->proto != SW__PROTO_H2 && c->req == NULL && c->in_len > 0 && !c->lingering) {
         /* A head that did not arrive in time: slowloris or a dead client. */
         c->server->stats.bad_requests++;
         sw_log(SW_LOG_DEBUG, "http", "%s: request head timed out", c->peer);
     }
     sw__conn_close(c);
+}
+
+static void on_linger_shutdown(uv_shutdown_t *req, int status)
+{
+    sw__conn_t *c = req->data;
+    if (status != 0 && status != UV_ECANCELED)
+        sw__conn_close(c);
+}
+
+/*
+ * Ends a connection whose last answer is out. Closing the socket at once would make the kernel
+ * answer with a reset any bytes the client still sends (an HTTP/2 client's WINDOW_UPDATEs for the
+ * last DATA frames, a pipelined request), and a reset makes the client's kernel drop what it has
+ * received and not yet read: the end of the response. So send FIN, read and drop until the
+ * client's FIN, for at most SW__LINGER_MS.
+ */
+static void conn_linger(sw__conn_t *c)
+{
+    if (c->fake || c->read_eof) {
+        sw__conn_close(c);
+        return;
+    }
+    c->lingering = 1;
+    c->sreq.data = c;
+    if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_linger_shutdown) != 0) {
+        sw__conn_close(c);
+        return;
+    }
+    if (!c->reading && uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+        c->reading = 1;
+    uv_timer_start(&c->timer, on_conn_timer, SW__LINGER_MS, 0);
 }
 
 void sw__conn_close_soon(sw__conn_t *c)
@@ -747,13 +783,13 @@ void sw__conn_close_soon(sw__conn_t *c)
 /* Re-decides reading and the timer from the connection's state; call after every event. */
 void sw__conn_update(sw__conn_t *c)
 {
-    if (c->closing || c->close_now)
+    if (c->closing || c->close_now || c->lingering)
         return;
     sw_http_server_t *s = c->server;
     if (c->close_after_flush && c->out.bytes == 0 && !c->writing &&
         (c->proto != SW__PROTO_H2 || !sw__h2_has_streams(c))) {
         if (c->tp->shutdown == NULL || !c->tp->shutdown(c)) {
-            sw__conn_close(c);
+            conn_linger(c);
             return;
         }
     }

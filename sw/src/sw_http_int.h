@@ -194,6 +194,7 @@ struct sw__conn {
     uv_tcp_t tcp;
     uv_timer_t timer;
     uv_write_t wreq;
+    uv_shutdown_t sreq; /* lingering close: FIN, then read until the peer's */
     sw_http_server_t *server;
     sw__conn_t *next, **pprev;
     const sw__transport_t *tp;
@@ -211,6 +212,7 @@ struct sw__conn {
     unsigned close_now : 1;     /* sw__conn_close_soon() was called */
     unsigned tp_pump : 1;       /* the timer is armed to resume input held by the transport */
     unsigned h1_only : 1;       /* no h2c preface sniffing (TLS: ALPN chose HTTP/1.1) */
+    unsigned lingering : 1;     /* sent FIN after the last byte; discarding input until EOF */
     char peer[64];
     /* input: plaintext not yet consumed */
     uint8_t *in;
@@ -230,6 +232,8 @@ struct sw__conn {
 };
 
 #define SW__OUT_SOFT_LIMIT (1024 * 1024)
+/* How long a closing connection waits for the client's FIN after ours (see conn_linger). */
+#define SW__LINGER_MS 2000
 
 struct sw_http_server {
     uv_loop_t *loop;
