@@ -1,10 +1,12 @@
 /*
  * hls_mpd.c: the dynamic DASH MPD over the same CMAF files as the HLS playlists.
  *
- * One SegmentTemplate with a SegmentTimeline per track and Period. Only complete segments are in
- * the timeline; a low-latency client (dash.js) fetches the segment in progress early, because
- * availabilityTimeOffset says it is announced one part after it starts, and the server sends it
- * with chunked transfer as its parts arrive.
+ * One SegmentTemplate with a SegmentTimeline per track and Period. While the stream is live the
+ * timeline ends with the segment in progress and the next one, at their expected durations;
+ * availabilityTimeOffset (the segment target minus one part) with availabilityTimeComplete="false"
+ * makes each available one part after it starts, so a low-latency client (dash.js) requests it
+ * then, and the server sends it with chunked transfer as its parts arrive. A ServiceDescription
+ * gives the latency to aim for.
  *
  * Periods: a new Period starts at every segment flagged as a discontinuity (a reconnect or a codec
  * change, so possibly a new init segment). A Period's id and start come from the segment that
@@ -74,19 +76,78 @@ static int flagged(const hls_view_t *v, uint64_t msn)
     return 0;
 }
 
-/* One AdaptationSet: track `t`'s complete segments with from <= msn < to, if any. */
+/* What the next segment of `t` should last: the last complete one's duration (a gap's says
+ * nothing), or the target before there is one. */
+static uint64_t expected_duration(const hls_track_t *t, uint32_t segment_ms)
+{
+    for (uint64_t m = hls__complete_end(t); m > t->first_msn; m--) {
+        const hls_segment_t *seg = hls_track_segment(t, m - 1);
+        if (!seg->gap && !seg->restored)
+            return seg->duration;
+    }
+    return (uint64_t)segment_ms * t->timescale / 1000;
+}
+
+/*
+ * Where segment `m` of `t` sits in the timeline: its own start and duration once complete; for
+ * the segment in progress its start and `expect` (or what it has so far when longer); for one
+ * not begun yet (live only), right after `prev_end`, lasting `expect`. Returns 0 when `m` cannot
+ * be listed.
+ */
+static int entry(const hls_track_t *t, uint64_t m, int live, uint64_t expect, int64_t prev_end,
+                 int64_t *start, uint64_t *dur)
+{
+    const hls_segment_t *seg = hls_track_segment(t, m);
+
+    if (seg != NULL && seg->gap)
+        return 0; /* it ends its Period: the segment after it is a discontinuity */
+    if (seg != NULL && seg->complete) {
+        *start = seg->start;
+        *dur = seg->duration;
+        return 1;
+    }
+    if (!live || expect == 0)
+        return 0;
+    if (seg != NULL) {
+        *start = seg->start;
+        *dur = seg->duration > expect ? seg->duration : expect;
+        return 1;
+    }
+    if (prev_end < 0)
+        return 0;
+    *start = prev_end;
+    *dur = expect;
+    return 1;
+}
+
+/*
+ * One AdaptationSet: track `t`'s segments with from <= msn < to, if any. With `live` (the
+ * reference track has a segment in progress) the timeline goes on past the complete segments: the
+ * segment in progress and those after it up to `to` are listed with their expected duration, so
+ * that a client knows their numbers and start times before they exist. availabilityTimeOffset
+ * makes each one available one part after it starts; the server holds a request for the next
+ * segment until it begins and streams a segment in progress as its parts arrive. The next MPD
+ * corrects a duration that came out different (a keyframe interval that changed).
+ */
 static void put_adaptation(sw_str_t *out, const hls_view_t *v, const hls_track_t *t, uint64_t from,
-                           uint64_t to, int64_t pstart, uint32_t pstart_ts)
+                           uint64_t to, int live, int64_t pstart, uint32_t pstart_ts)
 {
     int audio = t->kind == HLS_AUDIO;
     const char *dir = audio ? "a" : "v";
+    int64_t start, end = -1;
+    uint64_t dur, expect = live ? expected_duration(t, v->cfg.segment_ms) : 0;
 
     if (from < t->first_msn)
         from = t->first_msn;
-    if (to > hls__complete_end(t))
-        to = hls__complete_end(t);
-    if (from >= to)
+    /* The listable run: it ends at the first segment that cannot be listed. */
+    uint64_t lto = from;
+    while (lto < to && entry(t, lto, live, expect, end, &start, &dur)) {
+        end = start + (int64_t)dur;
+        lto++;
+    }
+    if (from >= lto)
         return;
+    to = lto;
 
     sw_str_printf(out, "    <AdaptationSet id=\"%d\" contentType=\"%s\" mimeType=\"%s\" codecs=\"",
                   audio, audio ? "audio" : "video", audio ? "audio/mp4" : "video/mp4");
@@ -109,7 +170,7 @@ static void put_adaptation(sw_str_t *out, const hls_view_t *v, const hls_track_t
                   "media=\"%s/$Number$.m4s\" startNumber=\"%llu\" presentationTimeOffset=\"%lld\"",
                   t->timescale, dir, hls_track_segment(t, from)->init_gen, dir,
                   (unsigned long long)from, (long long)rescale(pstart, pstart_ts, t->timescale));
-    /* The segment in progress may be requested once its first part exists. */
+    /* A segment may be requested once its first part exists. */
     if (v->cfg.part_ms != 0 && v->cfg.part_ms < v->cfg.segment_ms) {
         uint32_t ato = v->cfg.segment_ms - v->cfg.part_ms;
         sw_str_printf(out, " availabilityTimeOffset=\"%u.%03u\" availabilityTimeComplete=\"false\"",
@@ -118,28 +179,31 @@ static void put_adaptation(sw_str_t *out, const hls_view_t *v, const hls_track_t
     sw_str_puts(out, ">\n          <SegmentTimeline>\n");
 
     /* Equal consecutive durations merge into one S with r=; t= is given again after a gap. */
-    uint64_t run = 0;
-    const hls_segment_t *head = NULL;
-    int64_t expect = 0;
+    uint64_t run = 0, head_dur = 0;
+    int64_t head_start = 0, head_next = 0;
+    int have_head = 0;
+    end = -1;
     for (uint64_t m = from; m <= to; m++) {
-        const hls_segment_t *seg = m < to ? hls_track_segment(t, m) : NULL;
-        if (head != NULL && seg != NULL && seg->start == expect &&
-            seg->duration == head->duration) {
+        int have = m < to && entry(t, m, live, expect, end, &start, &dur);
+        if (have)
+            end = start + (int64_t)dur;
+        if (have_head && have && start == head_next && dur == head_dur) {
             run++;
-            expect += (int64_t)seg->duration;
+            head_next += (int64_t)dur;
             continue;
         }
-        if (head != NULL) {
-            sw_str_printf(out, "            <S t=\"%lld\" d=\"%llu\"", (long long)head->start,
-                          (unsigned long long)head->duration);
+        if (have_head) {
+            sw_str_printf(out, "            <S t=\"%lld\" d=\"%llu\"", (long long)head_start,
+                          (unsigned long long)head_dur);
             if (run > 0)
                 sw_str_printf(out, " r=\"%llu\"", (unsigned long long)run);
             sw_str_puts(out, "/>\n");
         }
-        head = seg;
+        have_head = have;
+        head_start = start;
+        head_dur = dur;
         run = 0;
-        if (seg != NULL)
-            expect = seg->start + (int64_t)seg->duration;
+        head_next = start + (int64_t)dur;
     }
     sw_str_puts(out, "          </SegmentTimeline>\n        </SegmentTemplate>\n"
                      "      </Representation>\n    </AdaptationSet>\n");
@@ -239,9 +303,11 @@ int hls_render_mpd(const hls_view_t *v, const hls_render_opts_t *o, sw_str_t *ou
     } else {
         depth_ms = window * target_ms;
     }
-    /* dash.js low-latency mode steers towards Latency@target; 1.5 segments leaves room for one
-     * segment of timeline refresh plus the part in flight. */
-    uint64_t latency_ms = v->cfg.segment_ms != 0 ? v->cfg.segment_ms * 3 / 2 : 3000;
+    /* dash.js low-latency mode steers towards Latency@target. The segment in progress is
+     * available one part after it starts and arrives part by part, so a client needs what
+     * LL-HLS asks (PART-HOLD-BACK, three parts) plus half a second for the transfer and the jitter
+     * of its MPD reloads (to the nearest 100 ms); the minimum is the three parts. */
+    uint64_t latency_ms = (3 * (uint64_t)v->cfg.part_ms + 500 + 50) / 100 * 100;
     uint64_t update_ms = v->cfg.segment_ms / 2 > 500 ? v->cfg.segment_ms / 2 : 500;
 
     sw_str_puts(out, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
@@ -261,8 +327,15 @@ int hls_render_mpd(const hls_view_t *v, const hls_render_opts_t *o, sw_str_t *ou
                   "    <Latency target=\"%llu\" min=\"%llu\" max=\"%llu\"/>\n"
                   "    <PlaybackRate min=\"0.96\" max=\"1.04\"/>\n"
                   "  </ServiceDescription>\n",
-                  (unsigned long long)latency_ms, (unsigned long long)(latency_ms * 2 / 3),
+                  (unsigned long long)latency_ms, (unsigned long long)(3 * v->cfg.part_ms),
                   (unsigned long long)(latency_ms * 2));
+
+    /* While the reference track has a segment in progress, the MPD lists it and the one after
+     * it, so that a client reloading it every minimumUpdatePeriod (through a cache that may add
+     * its max-age) always knows the segment it will need next. */
+    const hls_segment_t *last = hls_track_segment(ref, ref->next_msn - 1);
+    int live = last != NULL && !last->complete;
+    uint64_t lend = live ? ref->next_msn + 1 : cend;
 
     /* The Period holding `first` began at the newest flagged segment at or before it. */
     uint64_t pmsn = first;
@@ -277,18 +350,20 @@ int hls_render_mpd(const hls_view_t *v, const hls_render_opts_t *o, sw_str_t *ou
     while (dr < o->ndateranges &&
            o->dateranges[dr].start_ms < hls_track_segment(ref, first)->pdt_ms)
         dr++;
-    for (uint64_t from = first; from < cend;) {
+    for (uint64_t from = first; from < lend;) {
         uint64_t to = from + 1;
-        while (to < cend && !flagged(v, to))
+        while (to < lend && !(to < ref->next_msn && flagged(v, to)))
             to++;
         int64_t pstart = found ? hls_track_segment(ref, pmsn)->start : 0;
         sw_str_printf(out, "  <Period id=\"%llu\"", found ? (unsigned long long)pmsn : 0ULL);
         put_dur(out, "start", (uint64_t)rescale(pstart, ref->timescale, 1000));
         sw_str_puts(out, ">\n");
-        dr = put_events(out, o, dr, ref, from, to, pstart);
+        /* Events are placed by complete segments; those later wait for the next MPD. */
+        if (from < cend)
+            dr = put_events(out, o, dr, ref, from, to < cend ? to : cend, pstart);
         for (int k = 0; k < HLS_NTRACKS; k++)
             if (usable(v->tracks[k]))
-                put_adaptation(out, v, v->tracks[k], from, to, pstart, ref->timescale);
+                put_adaptation(out, v, v->tracks[k], from, to, live, pstart, ref->timescale);
         sw_str_puts(out, "  </Period>\n");
         from = pmsn = to;
         found = 1;

@@ -361,6 +361,8 @@ int hls_render_media(const hls_view_t *v, int kind, const hls_render_opts_t *o, 
             }
         }
         if (complete) {
+            if (seg->gap)
+                sw_str_puts(out, "#EXT-X-GAP\n");
             sw_str_puts(out, "#EXTINF:");
             print_secs(out, seg->duration, t->timescale);
             sw_str_printf(out, ",\n%s/%llu.m4s\n", dir, (unsigned long long)m);

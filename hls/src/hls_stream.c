@@ -191,7 +191,7 @@ static void update_bandwidth(hls_track_t *tr)
     int complete = 0;
     for (uint64_t msn = tr->next_msn; msn > tr->first_msn && complete < BW_WINDOW; msn--) {
         hls_segment_t *seg = seg_at(tr, msn - 1);
-        if (!seg->complete || seg->duration == 0)
+        if (!seg->complete || seg->duration == 0 || seg->gap)
             continue;
         complete++;
         uint64_t bps = seg->bytes * 8 * tr->timescale / seg->duration;
@@ -432,6 +432,50 @@ static int add_sample(hls_stream_t *s, int kind, int64_t dts, int32_t cto, uint3
 
 /* ---- discontinuities ---- */
 
+/*
+ * Brings audio to video's next msn. Audio closes segment n - 1 only at its first sample past
+ * video's cut n; a discontinuity before that sample (a publisher leaving, a timestamp jump) would
+ * leave audio one number behind for good, and an earlier run's audio timeline one number short of
+ * video's, which a restart cannot restore. Each missing number becomes a gap segment that spans
+ * the time to the end of video's segment.
+ */
+static int fill_gaps(hls_stream_t *s)
+{
+    hls_track_t *v = &s->tracks[HLS_VIDEO], *a = &s->tracks[HLS_AUDIO];
+    trk_t *t = &s->t[HLS_AUDIO];
+
+    if (v->codec == HLS_CODEC_NONE || a->codec == HLS_CODEC_NONE || a->timescale == 0)
+        return 0;
+    if (a->next_msn == a->first_msn) {
+        /* Nothing published yet: audio simply starts at video's number. */
+        if (a->next_msn < v->next_msn)
+            a->first_msn = a->next_msn = t->mem_msn = v->next_msn;
+        return 0;
+    }
+    while (a->next_msn < v->next_msn) {
+        const hls_segment_t *vs = hls_track_segment(v, a->next_msn);
+        if (ring_reserve(a) != 0)
+            return HLS_ERR_NOMEM;
+        int64_t start = t->end;
+        int64_t end =
+            vs != NULL ? rescale(vs->start + (int64_t)vs->duration, a->timescale, 90000) : start;
+        hls_segment_t *g = seg_at(a, a->next_msn);
+        memset(g, 0, sizeof(*g));
+        g->msn = a->next_msn++;
+        g->start = start;
+        g->duration = end > start ? (uint64_t)(end - start) : 0;
+        g->pdt_ms = s->origin_ms + rescale(start, 1000, a->timescale);
+        g->init_gen = a->init_gen;
+        g->complete = 1;
+        g->gap = 1;
+        t->end = t->last_dts = start + (int64_t)g->duration;
+        if (s->cbs.on_segment != NULL)
+            s->cbs.on_segment(s->cbdata, HLS_AUDIO, g);
+        retain(s, HLS_AUDIO);
+    }
+    return 0;
+}
+
 static int discontinuity(hls_stream_t *s, int64_t now_ms, const char *why)
 {
     int rv;
@@ -448,6 +492,8 @@ static int discontinuity(hls_stream_t *s, int64_t now_ms, const char *why)
         t->need_key = 1;
         t->drop_logged = 0;
     }
+    if ((rv = fill_gaps(s)) != 0)
+        return rv;
     s->have_offset = 0;
     s->have_ref = 0;
     s->stats.discontinuities++;
@@ -482,13 +528,14 @@ int hls_stream_restore_segment(hls_stream_t *s, int kind, const hls_segment_t *s
     r->pdt_ms = seg->pdt_ms;
     r->init_gen = seg->init_gen;
     r->discontinuity = seg->discontinuity;
+    r->gap = seg->gap;
     r->bytes = seg->bytes;
     r->complete = 1;
     r->restored = 1;
     tr->next_msn++;
     t->mem_msn = tr->next_msn;
     tr->timescale = timescale;
-    if (r->duration > tr->max_duration)
+    if (r->duration > tr->max_duration && !r->gap)
         tr->max_duration = r->duration;
     /* What comes next starts after it, from another publisher session. */
     t->end = t->last_dts = r->start + (int64_t)r->duration;

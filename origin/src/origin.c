@@ -319,6 +319,7 @@ static void on_unpublish(void *data, origin_pub_t *pub, const char *reason)
     pubmap_del(o, pub);
     o->unpublishes_total++;
     hls_stream_discontinuity(st->hls, sw_now_ms());
+    origin__waiters_on_unpublish(st);
     sw_log(SW_LOG_INFO, "origin", "%s: publisher %s left after %llds: %s", st->name, st->peer,
            (long long)((sw_now_ms() - st->publish_ms) / 1000), reason);
     if (o->redis != NULL)

@@ -83,6 +83,8 @@ static void do_write(dvr_job_t *j)
     char tmp[1200];
     struct iovec iov[DVR_MAX_PARTS];
 
+    if (j->path[0] == '\0')
+        goto index; /* a gap segment: an index line, no file */
     snprintf(tmp, sizeof(tmp), "%s.tmp", j->path);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
@@ -103,6 +105,7 @@ static void do_write(dvr_job_t *j)
         unlink(tmp);
         return;
     }
+index:
     if (j->line[0] != '\0' && j->index_fd >= 0) {
         size_t n = strlen(j->line);
         if (write(j->index_fd, j->line, n) != (ssize_t)n)
@@ -410,17 +413,18 @@ void origin__dvr_write_segment(origin_stream_t *st, int kind, const hls_segment_
     dvr_job_t *j = job_new(st->o, JOB_WRITE);
     if (j == NULL)
         return;
-    snprintf(j->path, sizeof(j->path), "%s/%s/%" PRIu64 ".m4s", st->dir, origin__kind_dir(kind),
-             seg->msn);
+    if (!seg->gap)
+        snprintf(j->path, sizeof(j->path), "%s/%s/%" PRIu64 ".m4s", st->dir, origin__kind_dir(kind),
+                 seg->msn);
     for (uint32_t i = 0; i < seg->nparts; i++)
         if (seg->parts[i].data != NULL)
             j->bufs[j->nbufs++] = sw_rbuf_ref(seg->parts[i].data);
     snprintf(j->line, sizeof(j->line),
              "seg %s %" PRIu64 " %" PRId64 " %" PRIu64 " %" PRId64 " %u %u %" PRIu64 " %" PRId64
-             " %u\n",
+             " %u %u\n",
              origin__kind_dir(kind), seg->msn, seg->start, seg->duration, seg->pdt_ms,
              seg->init_gen, seg->discontinuity, seg->bytes, hls_stream_origin_ms(st->hls),
-             hls_stream_track(st->hls, kind)->timescale);
+             hls_stream_track(st->hls, kind)->timescale, seg->gap);
     j->index_fd = st->index_fd;
     st->index_bytes += strlen(j->line);
     job_queue_ordered(st, j);
@@ -456,23 +460,28 @@ void origin__dvr_serve(origin_stream_t *st, sw_http_req_t *req, int kind, const 
     job_queue(j);
 }
 
-/* One line of index.log. Returns 1 for a segment line (timescale 0 when the line predates it). */
+/*
+ * One line of index.log. Returns 1 for a segment line (timescale 0 when the line predates it; the
+ * gap flag, last, came later still).
+ */
 static int index_line(const char *line, int *kind, hls_segment_t *seg, int64_t *origin_ms,
                       uint32_t *timescale)
 {
     char k[4];
-    unsigned gen, disc, ts = 0;
+    unsigned gen, disc, ts = 0, gap = 0;
+    memset(seg, 0, sizeof(*seg));
     int n = sscanf(line,
                    "seg %3s %" SCNu64 " %" SCNd64 " %" SCNu64 " %" SCNd64 " %u %u %" SCNu64
-                   " %" SCNd64 " %u",
+                   " %" SCNd64 " %u %u",
                    k, &seg->msn, &seg->start, &seg->duration, &seg->pdt_ms, &gen, &disc,
-                   &seg->bytes, origin_ms, &ts);
+                   &seg->bytes, origin_ms, &ts, &gap);
     if (n < 9 || (strcmp(k, "v") != 0 && strcmp(k, "a") != 0))
         return 0;
     *kind = k[0] == 'v' ? HLS_VIDEO : HLS_AUDIO;
     seg->init_gen = gen;
     seg->discontinuity = (uint8_t)(disc != 0);
-    *timescale = n == 10 ? ts : 0;
+    seg->gap = (uint8_t)(n == 11 && gap != 0);
+    *timescale = n >= 10 ? ts : 0;
     return 1;
 }
 

@@ -259,8 +259,11 @@ static void serve_segment(origin_stream_t *st, sw_http_req_t *req, int kind, uin
         w->sent_parts = write_parts(req, seg, 0);
         return;
     }
-    if (t != NULL && msn == t->next_msn && st->pub != NULL) {
-        /* The next segment: a low-latency DASH client asks for it a little early. */
+    if (t != NULL && msn >= t->next_msn && msn <= t->next_msn + 1 && st->pub != NULL) {
+        /* Not begun yet: a low-latency DASH client asks for a segment one part after its expected
+         * start, which can come before the packager opens it; and while audio has not reached
+         * video's latest cut, the MPD lists the audio segment after the next one too. Held until
+         * it begins, then streamed. */
         origin_waiter_t *w = waiter_add(st, req, ORIGIN_WAIT_SEGMENT, kind);
         if (w == NULL) {
             respond_error(req, 503, "out of memory");
@@ -363,7 +366,13 @@ void origin__waiters_on_segment(origin_stream_t *st, int kind, const hls_segment
     origin_waiter_t *w = st->waiters[kind].head;
     while (w != NULL) {
         origin_waiter_t *next = w->next;
-        if (w->type == ORIGIN_WAIT_SEGMENT && w->q.msn == seg->msn && w->sent_parts != UINT32_MAX) {
+        if (w->type == ORIGIN_WAIT_SEGMENT && w->q.msn == seg->msn && seg->gap) {
+            /* Held for a segment that came out a gap (no media): it will never have bytes. */
+            sw_http_req_on_abort(w->req, NULL, NULL);
+            respond_error(w->req, 404, "no such segment: a gap in this track");
+            waiter_done(w);
+        } else if (w->type == ORIGIN_WAIT_SEGMENT && w->q.msn == seg->msn &&
+                   w->sent_parts != UINT32_MAX) {
             write_parts(w->req, seg, w->sent_parts);
             sw_http_req_on_abort(w->req, NULL, NULL);
             sw_http_end(w->req);
@@ -388,6 +397,22 @@ void origin__waiters_sweep(origin_stream_t *st, int64_t now_ms)
                     sw_http_end(w->req); /* the segment stopped growing: end what was sent */
                 else
                     respond_error(w->req, 503, "the requested part did not appear in time");
+                waiter_done(w);
+            }
+            w = next;
+        }
+    }
+}
+
+void origin__waiters_on_unpublish(origin_stream_t *st)
+{
+    for (int k = 0; k < HLS_NTRACKS; k++) {
+        origin_waiter_t *w = st->waiters[k].head;
+        while (w != NULL) {
+            origin_waiter_t *next = w->next;
+            if (w->type == ORIGIN_WAIT_SEGMENT && w->sent_parts == UINT32_MAX) {
+                sw_http_req_on_abort(w->req, NULL, NULL);
+                respond_error(w->req, 404, "no such segment: the publisher left before it began");
                 waiter_done(w);
             }
             w = next;

@@ -156,6 +156,9 @@ void origin__waiters_on_part(origin_stream_t *st, int kind);
 void origin__waiters_on_segment(origin_stream_t *st, int kind, const hls_segment_t *seg);
 void origin__waiters_sweep(origin_stream_t *st, int64_t now_ms);
 void origin__waiters_abort_all(origin_stream_t *st);
+/* The publisher left: a segment it had not begun will not be the one the request was for (the
+ * next publisher's first segment takes that number, in a new Period): 404 to those held. */
+void origin__waiters_on_unpublish(origin_stream_t *st);
 void origin__send_cors(sw_http_req_t *req);
 
 /* origin_api.c: /api and /metrics. */

@@ -9,8 +9,10 @@
  * Access control happens in the handshake (srt_listen_callback(), called on an SRT thread): the
  * streamid names the resource, the first matching rule sets the passphrase on the new socket, and
  * the stream name is reserved in the set of live names so that a second publisher is refused
- * with SRT_REJX_CONFLICT. A reservation whose handshake never completes (a wrong passphrase is
- * refused by SRT after our callback) expires after RESERVE_MS.
+ * with SRT_REJX_CONFLICT. A reservation whose handshake then fails (a wrong passphrase is refused
+ * by SRT after our callback) is released as soon as libsrt has dropped its socket, so that the
+ * publisher's next attempt with the right one gets in at once; one whose handshake neither
+ * completes nor fails expires after RESERVE_MS.
  */
 #include <netdb.h>
 #include <stdio.h>
@@ -99,6 +101,18 @@ static const char *rejx_name(int code)
 
 /* ---- live names ---------------------------------------------------------------------------- */
 
+/*
+ * Whether the handshake of a reserved socket failed. libsrt maps the new socket before it calls
+ * on_listen() and drops it when the rest of the handshake fails (a bad or missing passphrase);
+ * until then it is SRTS_INIT, and SRTS_CONNECTED once it waits for srt_accept(). Safe to call
+ * from on_listen(), which calls srt_setsockflag() on its own socket the same way.
+ */
+static int handshake_failed(SRTSOCKET s)
+{
+    SRT_SOCKSTATUS st = srt_getsockstate(s);
+    return st == SRTS_BROKEN || st == SRTS_CLOSING || st == SRTS_CLOSED || st == SRTS_NONEXIST;
+}
+
 /* Reserves `name` for `sock`. Returns 0, or -1 with the holder's peer copied into `holder`. */
 static int names_reserve(origin_ingest_t *in, const char *name, SRTSOCKET sock, const char *peer,
                          int live, char *holder, size_t hlen)
@@ -111,8 +125,8 @@ static int names_reserve(origin_ingest_t *in, const char *name, SRTSOCKET sock, 
         origin__name_t *e = &in->names[i];
         if (strcmp(e->name, name) != 0)
             continue;
-        if (!e->live && now - e->since_ms > RESERVE_MS) {
-            /* A handshake that never completed; take its place. */
+        if (!e->live && (now - e->since_ms > RESERVE_MS || handshake_failed(e->sock))) {
+            /* A handshake that failed or never completed; take its place. */
             e->sock = sock;
             e->live = live;
             e->since_ms = now;
@@ -174,7 +188,7 @@ void origin__names_release(origin_ingest_t *in, const char *name, SRTSOCKET sock
     pthread_mutex_unlock(&in->names_mutex);
 }
 
-/* Logs and forgets the reservations of handshakes that never completed. */
+/* Logs and forgets the reservations of handshakes that failed or never completed. */
 static void names_sweep(origin_ingest_t *in)
 {
     int64_t now = sw_now_ms();
@@ -182,7 +196,7 @@ static void names_sweep(origin_ingest_t *in)
     pthread_mutex_lock(&in->names_mutex);
     for (size_t i = 0; i < in->nnames;) {
         origin__name_t *e = &in->names[i];
-        if (!e->live && now - e->since_ms > RESERVE_MS) {
+        if (!e->live && (now - e->since_ms > RESERVE_MS || handshake_failed(e->sock))) {
             sw_log(SW_LOG_WARN, "srt",
                    "refused %s for %s: handshake did not complete (SRT rejected it, e.g. wrong "
                    "or missing passphrase)",
@@ -584,10 +598,11 @@ static void *srt_main(void *arg)
             }
         }
         process_close_list(in);
+        /* Every round (at most WAIT_MS apart): a refused handshake frees its name at once. */
+        names_sweep(in);
         uint64_t now = sw_mono_ns();
         if (now - last_tick > 500 * 1000000ull) {
             last_tick = now;
-            names_sweep(in);
             pthread_mutex_lock(&in->mutex);
             int down = in->shutting_down;
             pthread_mutex_unlock(&in->mutex);

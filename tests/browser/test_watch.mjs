@@ -5,8 +5,9 @@
 // to first frame from navigation start, as the page measures it), currentTime must advance for
 // 15 s without a stall, and the latency behind live (hls.js: the clock minus the program date
 // time of the frame on screen, from EXT-X-PROGRAM-DATE-TIME; dash.js: its live latency) must stay
-// at most 3 s in steady state. Prints the figures; saves a screenshot. SW_DASH_TARGET=S opens the
-// DASH page with ?dash_target=S, to measure other targets.
+// at most 3 s in steady state; dash.js must run in its low-latency mode (the origin's MPD turns it
+// on). Prints the figures; saves a screenshot. SW_DASH_TARGET=S opens the DASH page with
+// ?dash_target=S, to measure other targets.
 import { browser, check, log, run, sample, screenshot, stack, stats, waitSegments, waitFor } from './lib.mjs';
 
 const kind = process.argv[2] === 'dash' ? 'dash' : 'hls';

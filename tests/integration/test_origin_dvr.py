@@ -40,7 +40,6 @@ def main():
     check(st == 200, "and its init segment")
     check(o2.get("/live/dvr/v/999999.m4s")[0] == 404, "an absent segment is 404")
     check(o2.get("/api/streams/dvr")[0] == 200, "the stream is known again, offline")
-
     pub2 = ffmpeg_publish(o2.srt_url("live/dvr"), seconds=None, size="320x240", name="pub2")
     pl = wait_for(lambda: (lambda r: parse_media_playlist(r[2].decode()) if r[0] == 200 else None)(
         o2.get("/live/dvr/v.m3u8", timeout=2)), 20, 0.25)
@@ -53,6 +52,19 @@ def main():
               f"the new run's init segment has a new name ({first['map']} -> {new_map})")
         check(o2.get(f"/live/dvr/{first['map']}")[2] == init0,
               "the earlier run's init segment is untouched, so its segments still decode")
+        # Both tracks' timelines came back, over the same numbers up to the earlier run's last:
+        # audio that had not reached video's last cut when the publisher stopped ends its run
+        # with a gap segment of that number instead of one number short (and unrestorable).
+        dvr = {}
+        for name in ("v", "a"):
+            st, _, body = o2.get(f"/live/dvr/{name}.m3u8?dvr=1")
+            dvr[name] = parse_media_playlist(body.decode()) if st == 200 else None
+        runs = {k: [x["msn"] for x in p["segments"] if x["msn"] < got] if p else []
+                for k, p in dvr.items()}
+        check(runs["v"] and runs["a"] == runs["v"] and runs["v"][-1] == got - 1,
+              f"after the restart the DVR playlists list the earlier run in both tracks, audio's "
+              f"too (video {runs['v'][:1]}..{runs['v'][-1:]}, audio {runs['a'][:1]}.."
+              f"{runs['a'][-1:]}, the new run from {got})")
     pub2.stop()
     check(o2.alive() and not o2.died_badly(), "origin still running")
     check(o2.stop_clean(), "origin exits 0")

@@ -34,6 +34,22 @@ def main():
     check(o.get("/api/streams/vip-three")[0] == 404 and o.get("/api/streams/vip-four")[0] == 404,
           "rejected publishers never become streams")
 
+    # A refused handshake frees its name at once: a wrong passphrase, then 0.3 s later (well
+    # inside the 3 s a reservation whose handshake never completes is kept) the right one.
+    w = ffmpeg_publish(o.srt_url("live/vip-five", passphrase="wrong-passphrase-2", extra="&pbkeylen=32"),
+                       seconds=20, size="320x240", name="pub-wrong-5")
+    time.sleep(0.3)
+    t = time.monotonic()
+    r5 = ffmpeg_publish(o.srt_url("live/vip-five", passphrase=PASS, extra="&pbkeylen=32"),
+                        seconds=30, size="320x240", name="pub-right-5")
+    ok = wait_for(lambda: served(o, "vip-five") or not r5.alive(), 15) and r5.alive()
+    check(ok, f"the right passphrase right after a wrong one is not refused: served "
+          f"{time.monotonic() - t:.2f} s after it started (alive {r5.alive()})")
+    check(wait_for(lambda: not w.alive(), 15) and w.p.returncode != 0, "the wrong one was refused")
+    check("vip-five is already publishing" not in o.output(),
+          "the name was not held for the refused handshake")
+    r5.stop()
+
     # A second publisher on a live name: refused in the handshake with a reason.
     e = ffmpeg_publish(o.srt_url("live/one"), seconds=20, size="320x240", name="pub-dup")
     check(wait_for(lambda: not e.alive(), 15) and e.p.returncode != 0,
@@ -62,7 +78,8 @@ def main():
     # The API and metrics.
     st, _, body = o.get("/api/streams")
     names = sorted(s["name"] for s in json.loads(body)["streams"]) if st == 200 else []
-    check(names == ["one", "slt", "vip-two"], f"/api/streams lists the live streams ({names})")
+    check(names == ["one", "slt", "vip-five", "vip-two"],
+          f"/api/streams lists the streams, vip-five offline by now ({names})")
     st, _, body = o.get("/api/streams/one")
     one = json.loads(body) if st == 200 else {}
     log(f"/api/streams/one: {body.decode()[:600]}")

@@ -338,18 +338,19 @@ def main():
           "with the media time they had")
     pub = ffmpeg_publish(o.srt_url(f"live/{ROOM}"), size="320x240", name="pub2")
     check(wait_for(lambda: playlist(o, "v.m3u8"), 30), "the publisher is back")
-    # The DVR playlist lists the earlier run's segments again (restored from index.log after the
-    # clean stop) and so the earlier events, which this origin only read from Redis. A track is
-    # restored when its last segment is the last number of the run: audio that had not yet
-    # reached the video's last cut when the publisher stopped is not (origin/README.md), and then
-    # its DVR playlist starts with the new run.
+    # The DVR playlists list the earlier run's segments again (restored from index.log after the
+    # clean stop) and so the earlier events, which this origin only read from Redis. Both tracks:
+    # audio that had not yet reached the video's last cut when the publisher stopped ends its
+    # run with a gap segment of the same number (hls/README.md), so it is restored as well.
     def dvr_first(name):
         text = playlist(o, name, "?dvr=1")
         return parse_media_playlist(text)["media_sequence"] if text else None
     wait_for(lambda: dvr_first("a.m3u8") is not None, 10)
-    audio_restored = dvr_first("a.m3u8") == dvr_first("v.m3u8")
-    log(f"audio timeline restored: {audio_restored}")
-    for name in ("v.m3u8", "a.m3u8") if audio_restored else ("v.m3u8",):
+    vfirst, afirst = dvr_first("v.m3u8"), dvr_first("a.m3u8")
+    check(afirst is not None and afirst == vfirst,
+          f"after the restart the audio DVR timeline is restored like video's (first msn {afirst}, "
+          f"video {vfirst})")
+    for name in ("v.m3u8", "a.m3u8"):
         got = wait_for(lambda: find_range(o, name, pin_id, "?dvr=1"), 10)
         check(got is not None and got[0]["START-DATE"] == pin_mt,
               f"after the restart the DVR {name} still shows the earlier pin at its media time"

@@ -82,6 +82,11 @@ typedef struct hls_segment {
     uint8_t discontinuity; /* first segment after a reconnect, a timestamp jump or a codec change */
     uint8_t complete;      /* no more parts will be added */
     uint8_t restored; /* from an earlier run (hls_stream_restore_segment): no parts, DVR only */
+    /* No media: audio that had not reached video's latest cut when a discontinuity came gets one
+     * in place of each segment it lacks, so that msn n covers the same time in both tracks. It
+     * spans the time to the end of video's segment n, has no parts and no bytes and is never
+     * served: EXT-X-GAP in the media playlist, left out of the MPD (it always ends a Period). */
+    uint8_t gap;
     uint32_t nparts;
     uint32_t parts_cap;
     hls_part_t *parts;
@@ -138,7 +143,8 @@ typedef struct hls_stream_cbs {
     void (*on_init)(void *data, int track, uint32_t gen, sw_rbuf_t *init);
     /* Part `part` of segment `seg` exists now and its bytes are servable. */
     void (*on_part)(void *data, int track, const hls_segment_t *seg, uint32_t part);
-    /* Segment `seg` is complete; all its parts' bytes are still in memory during this call. */
+    /* Segment `seg` is complete; all its parts' bytes are still in memory during this call. Also
+     * called for a gap segment (seg->gap: no parts), which a server records but never serves. */
     void (*on_segment)(void *data, int track, const hls_segment_t *seg);
     /* A segment left the timeline (older than the window); its files may be deleted. */
     void (*on_expire)(void *data, int track, uint64_t msn);
@@ -176,7 +182,7 @@ int hls_stream_write(hls_stream_t *s, int kind, const uint8_t *data, size_t len,
  * that the timeline, and so the DVR playlists, go on listing it after a restart. Call before the
  * first hls_stream_write(), per track in msn order without holes, ending at cfg.first_msn - 1 (the
  * caller's responsibility: segments after it would otherwise be numbered from where it stopped).
- * Reads msn, start, duration, pdt_ms, init_gen, discontinuity and bytes of `seg`; it has no parts
+ * Reads msn, start, duration, pdt_ms, init_gen, discontinuity, gap and bytes of `seg`; no parts
  * and no bytes in memory (the server serves it from its own storage). `timescale` is the track's
  * in that run: the track keeps it until a publisher declares the track again. The window expires
  * restored segments like any other (on_expire), and the first segment written after them is a
@@ -189,8 +195,9 @@ int hls_stream_restore_segment(hls_stream_t *s, int kind, const hls_segment_t *s
                                uint32_t timescale);
 
 /**
- * The publisher went away or came back: closes the open segments (parts written so far stay) and
- * marks the next segment as a discontinuity. Returns 0 or HLS_ERR_NOMEM.
+ * The publisher went away or came back: closes the open segments (parts written so far stay),
+ * brings audio to video's msn with gap segments (on_segment is called for each) and marks the
+ * next segment as a discontinuity. Returns 0 or HLS_ERR_NOMEM.
  */
 int hls_stream_discontinuity(hls_stream_t *s, int64_t now_ms);
 
@@ -273,7 +280,8 @@ typedef struct hls_render_opts {
 int hls_render_multivariant(const hls_view_t *v, const hls_render_opts_t *o, sw_str_t *out);
 /**
  * The media playlist of track `kind`, with LL-HLS tags (EXT-X-PART-INF, EXT-X-SERVER-CONTROL,
- * EXT-X-PART, EXT-X-PRELOAD-HINT, EXT-X-RENDITION-REPORT, EXT-X-SKIP when o->skip) and an
+ * EXT-X-PART, EXT-X-PRELOAD-HINT, EXT-X-RENDITION-REPORT, EXT-X-SKIP when o->skip), EXT-X-GAP
+ * before a gap segment's EXTINF, and an
  * EXT-X-DATERANGE for each of o->dateranges within its span, placed before the first segment
  * line at or after its start. A delta update (o->skip) keeps every EXT-X-DATERANGE of the span,
  * those of skipped segments right after EXT-X-SKIP: the server does not offer
@@ -281,7 +289,15 @@ int hls_render_multivariant(const hls_view_t *v, const hls_render_opts_t *o, sw_
  * Returns 0, HLS_ERR_NOMEM, HLS_ERR_NOT_FOUND or HLS_ERR_AGAIN (nothing to list yet).
  */
 int hls_render_media(const hls_view_t *v, int kind, const hls_render_opts_t *o, sw_str_t *out);
-/** The dynamic MPD (SegmentTimeline, low-latency). Returns 0, HLS_ERR_NOMEM or HLS_ERR_AGAIN. */
+/**
+ * The dynamic MPD: a SegmentTimeline per track and Period (a new Period at each discontinuity),
+ * low-latency: while the first track has a segment in progress, each track's timeline also lists
+ * its segment in progress and the segments up to one past the first track's, at their expected
+ * durations (the server holds a request for the next segment and streams one in progress), with
+ * availabilityTimeOffset one part short of the segment target, availabilityTimeComplete="false",
+ * a ServiceDescription latency target of three parts and half a second, UTCTiming and an
+ * EventStream for o->dateranges. Returns 0, HLS_ERR_NOMEM or HLS_ERR_AGAIN (no complete segment).
+ */
 int hls_render_mpd(const hls_view_t *v, const hls_render_opts_t *o, sw_str_t *out);
 
 /* A playlist request's LL-HLS query (_HLS_msn, _HLS_part, _HLS_skip). */

@@ -123,8 +123,24 @@ static int run_once(long fail_at)
             break;
         }
     }
+    /* Video alone past its next cut (3 s), so that the discontinuity gives audio a gap segment. */
+    for (int i = 0; i < 17 && rv != HLS_ERR_NOMEM; i++) {
+        const au_t *a = &clip[(size_t)(vt / 3000) % nclip];
+        rv = hls_stream_write(s, HLS_VIDEO, a->p, a->len, vt, vt, a->key, 1000 + vt / 90, &err);
+        if (!ok_or_nomem(rv))
+            fail_msg("write returned %d with allocation %ld failing", rv, fail_at);
+        nomem |= rv == HLS_ERR_NOMEM;
+        vt += 3000;
+    }
     rv = hls_stream_discontinuity(s, 5000);
     assert_true(ok_or_nomem(rv));
+    nomem |= rv == HLS_ERR_NOMEM;
+    if (!nomem) {
+        const hls_track_t *tv = hls_stream_track(s, HLS_VIDEO),
+                          *ta = hls_stream_track(s, HLS_AUDIO);
+        assert_int_equal(ta->next_msn, tv->next_msn);
+        assert_true(hls_track_segment(ta, ta->next_msn - 1)->gap);
+    }
 
     hls_view_t v;
     hls_stream_view(s, &v);

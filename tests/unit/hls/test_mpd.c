@@ -86,7 +86,8 @@ static void check_xml(const char *xml)
     assert_int_equal(rv, 0);
 }
 
-/* 0..2: 2 s; 3: 1.98 s; 4 (a reconnect, new init): 2 s; 5: 2 s; 6 in progress. */
+/* 0..2: 2 s; 3: 1.98 s; 4 (a reconnect, new init): 2 s; 5: 2 s; 6 in progress. The MPD lists 6
+ * and 7 ahead at the expected 2 s (the live edge: test_live_edge). */
 static void build_discontinuity(env_t *e)
 {
     for (int i = 0; i < 3; i++) {
@@ -116,10 +117,10 @@ static void test_periods_exact(void **state)
            "profiles=\"urn:mpeg:dash:profile:isoff-live:2011,urn:mpeg:dash:profile:cmaf:2019\" "
            "type=\"dynamic\" availabilityStartTime=\"2026-11-28T00:00:00.000Z\" "
            "publishTime=\"2026-11-28T00:00:13.000Z\" minimumUpdatePeriod=\"PT1.000S\" "
-           "timeShiftBufferDepth=\"PT20.000S\" suggestedPresentationDelay=\"PT3.000S\" "
+           "timeShiftBufferDepth=\"PT20.000S\" suggestedPresentationDelay=\"PT1.500S\" "
            "maxSegmentDuration=\"PT2.000S\" minBufferTime=\"PT1.000S\">\n"
            "  <ServiceDescription id=\"0\">\n"
-           "    <Latency target=\"3000\" min=\"2000\" max=\"6000\"/>\n"
+           "    <Latency target=\"1500\" min=\"1002\" max=\"3000\"/>\n"
            "    <PlaybackRate min=\"0.96\" max=\"1.04\"/>\n"
            "  </ServiceDescription>\n"
            "  <Period id=\"0\" start=\"PT0.000S\">\n"
@@ -162,7 +163,7 @@ static void test_periods_exact(void **state)
            "media=\"v/$Number$.m4s\" startNumber=\"4\" presentationTimeOffset=\"718200\" "
            "availabilityTimeOffset=\"1.666\" availabilityTimeComplete=\"false\">\n"
            "          <SegmentTimeline>\n"
-           "            <S t=\"718200\" d=\"180000\" r=\"1\"/>\n"
+           "            <S t=\"718200\" d=\"180000\" r=\"3\"/>\n"
            "          </SegmentTimeline>\n"
            "        </SegmentTemplate>\n"
            "      </Representation>\n"
@@ -177,7 +178,7 @@ static void test_periods_exact(void **state)
            "media=\"a/$Number$.m4s\" startNumber=\"4\" presentationTimeOffset=\"383040\" "
            "availabilityTimeOffset=\"1.666\" availabilityTimeComplete=\"false\">\n"
            "          <SegmentTimeline>\n"
-           "            <S t=\"384000\" d=\"96000\" r=\"1\"/>\n"
+           "            <S t=\"384000\" d=\"96000\" r=\"3\"/>\n"
            "          </SegmentTimeline>\n"
            "        </SegmentTemplate>\n"
            "      </Representation>\n"
@@ -202,12 +203,13 @@ static void test_period_id_stable_as_window_slides(void **state)
     assert_non_null(strstr(p, "startNumber=\"4\" presentationTimeOffset=\"718200\""));
     assert_non_null(strstr(p, "timeShiftBufferDepth=\"PT4.000S\""));
 
-    /* Window of 1: only 5 listed, yet the Period is the same. */
+    /* Window of 1: only 5 listed (and 6, 7 ahead), yet the Period is the same. */
     e->o.window_segments = 1;
     p = mpd(e);
     assert_non_null(strstr(p, "<Period id=\"4\" start=\"PT7.980S\">"));
     assert_non_null(strstr(p, "startNumber=\"5\" presentationTimeOffset=\"718200\""));
-    assert_non_null(strstr(p, "<S t=\"898200\" d=\"180000\"/>\n          </SegmentTimeline>"));
+    assert_non_null(
+        strstr(p, "<S t=\"898200\" d=\"180000\" r=\"2\"/>\n          </SegmentTimeline>"));
     check_xml(p);
 }
 
@@ -249,7 +251,8 @@ static void test_dvr_and_timing(void **state)
     assert_non_null(strstr(p, "<Period id=\"0\" start=\"PT0.000S\">"));
     assert_non_null(strstr(p, "availabilityStartTime=\"2026-11-28T00:00:00.000Z\""));
     assert_non_null(strstr(p, "publishTime=\"2026-11-28T00:00:13.000Z\""));
-    assert_non_null(strstr(p, "<Latency target=\"3000\" min=\"2000\" max=\"6000\"/>"));
+    assert_non_null(strstr(p, "<Latency target=\"1500\" min=\"1002\" max=\"3000\"/>"));
+    assert_non_null(strstr(p, "suggestedPresentationDelay=\"PT1.500S\""));
     assert_non_null(
         strstr(p, "availabilityTimeOffset=\"1.666\" availabilityTimeComplete=\"false\""));
 
@@ -294,6 +297,85 @@ static void test_audio_only_and_again(void **state)
         strstr(p, "mimeType=\"audio/mp4\" codecs=\"mp4a.40.2\" audioSamplingRate=\"48000\""));
     assert_non_null(strstr(p, "<S t=\"0\" d=\"48000\"/>"));
     assert_non_null(strstr(p, "value=\"2\"/>"));
+    check_xml(p);
+}
+
+/*
+ * The live edge: while the reference track has a segment in progress, each track lists its own
+ * segment in progress and those after it up to one past the reference's, at the expected duration
+ * (the last complete segment's, or what the segment in progress already has when longer).
+ */
+static void test_live_edge(void **state)
+{
+    env_t *e = *state;
+    for (int i = 0; i < 3; i++) {
+        fx_add(e->v, 6, VPART, 1, 0); /* 0..2: 2 s */
+        fx_add(e->a, 6, APART, 1, 0);
+    }
+    fx_add(e->v, 6, 29700, 1, 0); /* 3: 1.98 s, the expected duration from now on */
+    fx_add(e->a, 6, APART, 1, 0);
+    fx_add(e->v, 2, VPART, 0, 0); /* 4 in progress; audio has not reached it yet */
+    const char *p = mpd(e);
+    /* Video: 4 in progress and 5 ahead, both 1.98 s. */
+    assert_non_null(strstr(p, "            <S t=\"0\" d=\"180000\" r=\"2\"/>\n"
+                              "            <S t=\"540000\" d=\"178200\" r=\"2\"/>\n"
+                              "          </SegmentTimeline>"));
+    /* Audio: 4 and 5 ahead of it, right after 3. */
+    assert_non_null(strstr(p, "            <S t=\"0\" d=\"96000\" r=\"5\"/>\n"
+                              "          </SegmentTimeline>"));
+    check_xml(p);
+
+    /* Audio reaches 4; video's 4 grows past the expected duration: it is listed as it is. */
+    fx_add(e->a, 1, APART, 0, 0);
+    for (int i = 0; i < 5; i++)
+        fx_add_part(e->v, VPART);
+    p = mpd(e);
+    assert_non_null(strstr(p, "            <S t=\"540000\" d=\"178200\"/>\n"
+                              "            <S t=\"718200\" d=\"210000\"/>\n"
+                              "            <S t=\"928200\" d=\"178200\"/>\n"
+                              "          </SegmentTimeline>"));
+    assert_non_null(strstr(p, "            <S t=\"0\" d=\"96000\" r=\"5\"/>\n"
+                              "          </SegmentTimeline>"));
+
+    /* Once nothing is in progress (the publisher left), only complete segments are listed. */
+    fx_complete(e->v);
+    fx_complete(e->a);
+    p = mpd(e);
+    assert_non_null(strstr(p, "            <S t=\"718200\" d=\"210000\"/>\n"
+                              "          </SegmentTimeline>"));
+    assert_non_null(strstr(p, "            <S t=\"0\" d=\"96000\" r=\"3\"/>\n"
+                              "            <S t=\"384000\" d=\"16000\"/>\n"
+                              "          </SegmentTimeline>"));
+    check_xml(p);
+}
+
+/* A gap segment (audio behind video's cut at a discontinuity) ends its Period unlisted, and says
+ * nothing about what the next segments will last. */
+static void test_gap_ends_period(void **state)
+{
+    env_t *e = *state;
+    for (int i = 0; i < 2; i++) {
+        fx_add(e->v, 6, VPART, 1, 0); /* 0, 1 */
+        fx_add(e->a, 6, APART, 1, 0);
+    }
+    fx_add(e->v, 2, VPART, 1, 0);                      /* 2: 0.67 s, then the publisher left */
+    hls_segment_t *gap = fx_add(e->a, 0, APART, 1, 0); /* audio had not reached it: */
+    gap->gap = 1;                                      /* no parts; it spans video's 2 */
+    gap->duration = 32000;
+    e->a->end = gap->start + 32000;
+    fx_add(e->v, 1, VPART, 0, 1); /* 3: the next run, in progress */
+    fx_add(e->a, 1, APART, 0, 1);
+    const char *p = mpd(e);
+    assert_int_equal(count(p, "<Period "), 2);
+    /* Period 0: audio 0 and 1 only. */
+    assert_non_null(strstr(p, "            <S t=\"0\" d=\"96000\" r=\"1\"/>\n"
+                              "          </SegmentTimeline>"));
+    /* Period 3: audio 3 in progress and 4 ahead, at 2 s (the gap's 0.67 s is no guide). */
+    assert_non_null(strstr(p, "            <S t=\"224000\" d=\"96000\" r=\"1\"/>\n"
+                              "          </SegmentTimeline>"));
+    /* Video's last complete segment was short; that is what it expects next. */
+    assert_non_null(strstr(p, "            <S t=\"420000\" d=\"60000\" r=\"1\"/>\n"
+                              "          </SegmentTimeline>"));
     check_xml(p);
 }
 
@@ -354,6 +436,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dvr_and_timing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_utc_timing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audio_only_and_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_live_edge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gap_ends_period, setup, teardown),
         cmocka_unit_test_setup_teardown(test_event_stream, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -53,6 +53,7 @@ typedef struct cap {
     int inits[2];
     int parts[2];
     int segments[2];
+    int gaps[2];
     int expired[2];
     int logs;
     char last_log[256];
@@ -99,8 +100,15 @@ static void on_part(void *data, int track, const hls_segment_t *seg, uint32_t pa
 static void on_segment(void *data, int track, const hls_segment_t *seg)
 {
     cap_t *c = data;
-    c->segments[track]++;
     assert_true(seg->complete);
+    if (seg->gap) {
+        c->gaps[track]++;
+        assert_int_equal(track, HLS_AUDIO);
+        assert_int_equal(seg->nparts, 0);
+        assert_int_equal(seg->bytes, 0);
+        return;
+    }
+    c->segments[track]++;
     uint64_t sum = 0, bytes = 0;
     for (uint32_t i = 0; i < seg->nparts; i++) {
         assert_non_null(seg->parts[i].data);
@@ -164,9 +172,11 @@ typedef struct feed {
     int video, audio;
 } feed_t;
 
-static void feed(hls_stream_t *s, const feed_t *f, int64_t ms)
+/* The frames of feed() from `from_ms` to `to_ms` only, of the tracks `f` names. */
+static void feed_span(hls_stream_t *s, const feed_t *f, int64_t from_ms, int64_t to_ms)
 {
-    int64_t vi = 0, ai = 0, end = ms * 90;
+    int64_t vi = (from_ms * 90 + FRAME_90K - 1) / FRAME_90K,
+            ai = (from_ms * 90 + AAC_90K - 1) / AAC_90K, end = to_ms * 90;
     const char *err;
     while (vi * FRAME_90K < end || ai * AAC_90K < end) {
         int64_t vt = f->video ? vi * FRAME_90K : INT64_MAX,
@@ -189,6 +199,11 @@ static void feed(hls_stream_t *s, const feed_t *f, int64_t ms)
             ai++;
         }
     }
+}
+
+static void feed(hls_stream_t *s, const feed_t *f, int64_t ms)
+{
+    feed_span(s, f, 0, ms);
 }
 
 static hls_stream_config_t config(uint32_t segment_ms)
@@ -382,6 +397,124 @@ static void test_discontinuity_follows_wall_clock(void **state)
     hls_stream_get_stats(s, &st);
     assert_int_equal(st.discontinuities, 1);
     hls_stream_free(s);
+}
+
+/*
+ * Media until 1.9 s in both tracks, then video alone until 2.2 s: video cut segment 2 at 2 s,
+ * audio (muxed a little late, as MPEG-TS often is) has not reached it when the discontinuity comes.
+ */
+static void lagging_audio_then_discontinuity(hls_stream_t *s, int64_t now0)
+{
+    feed_t f = {.dts0 = 0, .now0 = now0, .video = 1, .audio = 1};
+    feed_span(s, &f, 0, 1900);
+    f.audio = 0;
+    feed_span(s, &f, 1900, 2200);
+    const hls_track_t *v = hls_stream_track(s, HLS_VIDEO), *a = hls_stream_track(s, HLS_AUDIO);
+    assert_int_equal(v->next_msn, 3); /* 2 open */
+    assert_int_equal(a->next_msn, 2); /* 1 open */
+    assert_int_equal(hls_stream_discontinuity(s, now0 + 2200), 0);
+}
+
+/* Issue 2: msn n is the same time in both tracks, also after audio lagged at a discontinuity. */
+static void test_discontinuity_with_lagging_audio(void **state)
+{
+    cap_t c;
+    hls_stream_config_t cfg = config(1000);
+    hls_stream_t *s = make(&c, &cfg, 1, 1);
+    const hls_track_t *v = hls_stream_track(s, HLS_VIDEO), *a = hls_stream_track(s, HLS_AUDIO);
+
+    lagging_audio_then_discontinuity(s, T0_MS);
+    /* Audio gets a gap for segment 2: no media, from its own end to the end of video's 2. */
+    assert_int_equal(a->next_msn, v->next_msn);
+    assert_int_equal(c.gaps[HLS_AUDIO], 1);
+    const hls_segment_t *vs2 = hls_track_segment(v, 2), *a1 = hls_track_segment(a, 1),
+                        *gap = hls_track_segment(a, 2);
+    assert_true(gap->gap && gap->complete && !gap->discontinuity);
+    assert_int_equal(gap->nparts, 0);
+    assert_int_equal(gap->start, a1->start + (int64_t)a1->duration);
+    assert_int_equal(gap->start + (int64_t)gap->duration,
+                     (vs2->start + (int64_t)vs2->duration) * 48000 / 90000);
+    assert_int_equal(gap->pdt_ms, T0_MS + gap->start / 48);
+
+    /* The publisher is back 10 s later: segment 3 starts both tracks, at the same time. */
+    feed_t g = {.dts0 = 555555, .now0 = T0_MS + 12000, .video = 1, .audio = 1};
+    feed(s, &g, 3500);
+    assert_int_equal(a->next_msn, v->next_msn);
+    for (uint64_t m = 3; m < v->next_msn; m++) {
+        const hls_segment_t *x = hls_track_segment(v, m), *y = hls_track_segment(a, m);
+        assert_int_equal(x->discontinuity, m == 3);
+        assert_int_equal(y->discontinuity, m == 3);
+        assert_false(y->gap);
+        double vt = x->start / 90000.0, at = y->start / 48000.0;
+        assert_true(at >= vt - 1e-9 && at - vt < 1024 / 48000.0);
+    }
+
+    /* The audio playlist marks the gap; the MPD's first Period ends audio before it. */
+    hls_view_t view;
+    hls_stream_view(s, &view);
+    hls_render_opts_t o = {.dvr = 1, .now_ms = T0_MS + 16000};
+    sw_str_t out;
+    sw_str_init(&out);
+    assert_int_equal(hls_render_media(&view, HLS_AUDIO, &o, &out), 0);
+    const char *g2 = strstr(out.p, "#EXT-X-GAP\n#EXTINF:");
+    assert_non_null(g2);
+    assert_non_null(strstr(g2, ",\na/2.m4s\n#EXT-X-DISCONTINUITY\n"));
+    assert_int_equal(strstr(out.p, "#EXT-X-GAP") - out.p, g2 - out.p); /* only one */
+    assert_null(strstr(g2 + 1, "#EXT-X-GAP"));
+    sw_str_reset(&out);
+    assert_int_equal(hls_render_mpd(&view, &o, &out), 0);
+    char s2[48];
+    snprintf(s2, sizeof(s2), "<S t=\"%lld\"", (long long)gap->start);
+    assert_null(strstr(out.p, s2));
+    assert_non_null(strstr(out.p, "<Period id=\"3\""));
+    sw_str_dispose(&out);
+    hls_stream_free(s);
+}
+
+/* Issue 2: after a clean stop with audio lagging, the next run restores both timelines. */
+static void test_restore_after_lagging_audio(void **state)
+{
+    cap_t c1, c2;
+    hls_stream_config_t cfg = config(1000);
+    hls_stream_t *s1 = make(&c1, &cfg, 1, 1);
+    lagging_audio_then_discontinuity(s1, T0_MS);
+    const hls_track_t *v1 = hls_stream_track(s1, HLS_VIDEO), *a1 = hls_stream_track(s1, HLS_AUDIO);
+    uint64_t next = v1->next_msn;
+    /* What a server restores from: each track's run ends right before the next number. */
+    assert_int_equal(a1->next_msn, next);
+
+    hls_stream_config_t cfg2 = config(1000);
+    cfg2.first_msn = next;
+    cfg2.origin_ms = hls_stream_origin_ms(s1);
+    cfg2.first_init_gen = v1->init_gen;
+    hls_stream_t *s2 = make(&c2, &cfg2, 1, 1);
+    for (int k = 0; k < HLS_NTRACKS; k++) {
+        const hls_track_t *t1 = hls_stream_track(s1, k);
+        for (uint64_t m = t1->first_msn; m < next; m++)
+            assert_int_equal(
+                hls_stream_restore_segment(s2, k, hls_track_segment(t1, m), t1->timescale), 0);
+    }
+    const hls_track_t *v2 = hls_stream_track(s2, HLS_VIDEO), *a2 = hls_stream_track(s2, HLS_AUDIO);
+    assert_int_equal(a2->next_msn, next);
+    assert_true(hls_track_segment(a2, next - 1)->gap);
+    feed_t g = {.dts0 = 4242, .now0 = T0_MS + 20000, .video = 1, .audio = 1};
+    feed(s2, &g, 2500);
+    assert_int_equal(a2->next_msn, v2->next_msn);
+    assert_true(hls_track_segment(v2, next)->discontinuity);
+    assert_true(hls_track_segment(a2, next)->discontinuity);
+    assert_int_equal(hls_track_segment(a2, next)->pdt_ms, hls_track_segment(v2, next)->pdt_ms);
+
+    hls_view_t view;
+    hls_stream_view(s2, &view);
+    hls_render_opts_t o = {.dvr = 1, .now_ms = T0_MS + 23000};
+    sw_str_t out;
+    sw_str_init(&out);
+    assert_int_equal(hls_render_media(&view, HLS_AUDIO, &o, &out), 0);
+    assert_non_null(strstr(out.p, "#EXT-X-GAP\n"));
+    assert_non_null(strstr(out.p, "a/0.m4s\n"));
+    sw_str_dispose(&out);
+    hls_stream_free(s1);
+    hls_stream_free(s2);
 }
 
 static void test_drop_before_keyframe(void **state)
@@ -753,6 +886,8 @@ int main(void)
         cmocka_unit_test(test_wrap_is_continuous),
         cmocka_unit_test(test_backward_jump),
         cmocka_unit_test(test_discontinuity_follows_wall_clock),
+        cmocka_unit_test(test_discontinuity_with_lagging_audio),
+        cmocka_unit_test(test_restore_after_lagging_audio),
         cmocka_unit_test(test_drop_before_keyframe),
         cmocka_unit_test(test_retention_and_ring_growth),
         cmocka_unit_test(test_audio_only_and_opus),
