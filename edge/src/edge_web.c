@@ -158,7 +158,11 @@ static int load_assets(edge_web_t *w, const char *root, char *err, size_t errlen
     struct dirent *de;
     int rv = 0;
 
-    snprintf(dir, sizeof(dir), "%s/assets", root);
+    int n = snprintf(dir, sizeof(dir), "%s/assets", root);
+    if (n < 0 || (size_t)n >= sizeof(dir)) {
+        snprintf(err, errlen, "web_root: path too long");
+        return EDGE_ERR_INVAL;
+    }
     if ((d = opendir(dir)) == NULL) {
         snprintf(err, errlen, "web_root: %s: %s", dir, strerror(errno));
         return EDGE_ERR_INVAL;

@@ -104,8 +104,8 @@ static void test_bad_messages(void **state)
         "{\"type\":\"hello\",\"type\":\"hello\"}",
         "{\"type\":\"hello\",\"req\":\"has \\\"quotes\\\"\"}",
         "{\"type\":\"hello\",\"req\":[1]}",
-        "{\"type\":\"hello\",\"req\":"
-        "\"0123456789012345678901234567890123456789012345678901234567890123456789\"}",
+        ("{\"type\":\"hello\",\"req\":"
+         "\"0123456789012345678901234567890123456789012345678901234567890123456789\"}"),
         "{\"type\":\"hello\"} trailing",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
