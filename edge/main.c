@@ -21,6 +21,7 @@ static const struct option longopts[] = {
     {"tls-cert", required_argument, NULL, 'C'},
     {"tls-key", required_argument, NULL, 'K'},
     {"origin", required_argument, NULL, 'o'},
+    {"parent", required_argument, NULL, 'P'},
     {"cache-size", required_argument, NULL, 'S'},
     {"workers", required_argument, NULL, 'w'},
     {"log-level", required_argument, NULL, 'l'},
@@ -34,13 +35,15 @@ static const struct option longopts[] = {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: shortwave-edge [-c FILE] [--listen ADDR:PORT] [--origin URL]...\n"
-               "                      [--tls-listen ADDR:PORT --tls-cert FILE --tls-key FILE]\n"
-               "                      [--cache-size BYTES] [--workers N]\n"
-               "                      [--log-level error|warn|info|debug]\n"
-               "                      [--web-root DIR] [--redis URL] [--check-config]\n"
-               "\nFlags override the file (--origin adds to its origins). Config keys (key, "
-               "default):\n");
+    fprintf(f,
+            "usage: shortwave-edge [-c FILE] [--listen ADDR:PORT] [--origin URL]...\n"
+            "                      [--parent URL]...\n"
+            "                      [--tls-listen ADDR:PORT --tls-cert FILE --tls-key FILE]\n"
+            "                      [--cache-size BYTES] [--workers N]\n"
+            "                      [--log-level error|warn|info|debug]\n"
+            "                      [--web-root DIR] [--redis URL] [--check-config]\n"
+            "\nFlags override the file (--origin and --parent add to its lists). Config keys (key, "
+            "default):\n");
     for (const sw_conf_key_t *k = edge_conf_keys(); k->name != NULL; k++) {
         char name[64];
         snprintf(name, sizeof(name), "%s%s%s%s", k->section[0] ? "[" : "", k->section,
@@ -81,6 +84,9 @@ static int load_config(edge_config_t *cfg, const char *file, int argc, char **ar
             break;
         case 'o':
             key = "origin";
+            break;
+        case 'P':
+            key = "parent";
             break;
         case 'S':
             key = "cache_size";

@@ -17,6 +17,7 @@
 #define PROTECT_MAX_KEYS    8
 #define ADMIN_ALLOW_MAX     64
 #define DEFAULT_ADMIN_ALLOW "127.0.0.1, ::1"
+#define UPSTREAM_MAX        64 /* EDGE_UPSTREAM_MAX of edge/upstream.h */
 
 /* ---- [protect PREFIX] ---- */
 
@@ -197,27 +198,45 @@ static int set_admin_allow(void *cfg, const char *arg, const char *value, const 
     return 0;
 }
 
-static int set_origin(void *cfg, const char *arg, const char *value, const char **err)
+/* Appends an upstream base URL to list[0..*n): origins and parents alike. */
+static int add_url(char ***list, size_t *n, const char *value, const char **err)
 {
-    edge_config_t *c = cfg;
-    (void)arg;
     if (strncmp(value, "http://", 7) != 0 && strncmp(value, "https://", 8) != 0 &&
         strncmp(value, "h2c://", 6) != 0) {
-        *err = "an origin URL starts with http://, https:// or h2c://";
+        *err = "an upstream URL starts with http://, https:// or h2c://";
         return -1;
     }
-    char **o = realloc(c->origins, (c->n_origins + 1) * sizeof(*o));
+    /* The fetcher takes EDGE_UPSTREAM_MAX in all; edge_config_check() counts both lists. */
+    if (*n >= UPSTREAM_MAX) {
+        *err = "too many upstreams (64 origins and parents at most)";
+        return -1;
+    }
+    char **o = realloc(*list, (*n + 1) * sizeof(*o));
     if (o == NULL) {
         *err = "out of memory";
         return -1;
     }
-    c->origins = o;
-    if ((o[c->n_origins] = strdup(value)) == NULL) {
+    *list = o;
+    if ((o[*n] = strdup(value)) == NULL) {
         *err = "out of memory";
         return -1;
     }
-    c->n_origins++;
+    (*n)++;
     return 0;
+}
+
+static int set_origin(void *cfg, const char *arg, const char *value, const char **err)
+{
+    edge_config_t *c = cfg;
+    (void)arg;
+    return add_url(&c->origins, &c->n_origins, value, err);
+}
+
+static int set_parent(void *cfg, const char *arg, const char *value, const char **err)
+{
+    edge_config_t *c = cfg;
+    (void)arg;
+    return add_url(&c->parents, &c->n_parents, value, err);
 }
 
 static const sw_conf_key_t keys[] = {
@@ -231,6 +250,8 @@ static const sw_conf_key_t keys[] = {
      "PEM private key for tls_listen"},
     {"", "origin", SW_CONF_CUSTOM, 0, 0, 0, set_origin, "(none)",
      "origin base URL; repeat for failover, first is primary"},
+    {"", "parent", SW_CONF_CUSTOM, 0, 0, 0, set_parent, "(none)",
+     "parent edge base URL; repeat; /live/NAME/ goes to the parent picked by hashing NAME"},
     {"", "workers", SW_CONF_INT, OFF(workers), 0, 1024, NULL, "0",
      "loop threads sharing the listen ports (SO_REUSEPORT) and one cache; 0: one per CPU"},
     {"", "cache_size", SW_CONF_SIZE, OFF(cache_size), 1 << 20, INT64_MAX, NULL, "256M",
@@ -288,6 +309,11 @@ int edge_config_check(const edge_config_t *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "no origin configured (--origin URL or origin = URL)");
         return EDGE_ERR_INVAL;
     }
+    if (cfg->n_origins + cfg->n_parents > UPSTREAM_MAX) {
+        snprintf(err, errlen, "too many upstreams: %zu origins and %zu parents (64 at most)",
+                 cfg->n_origins, cfg->n_parents);
+        return EDGE_ERR_INVAL;
+    }
     if (cfg->tls_listen != NULL && (cfg->tls_cert == NULL || cfg->tls_key == NULL)) {
         snprintf(err, errlen, "tls_listen needs tls_cert and tls_key");
         return EDGE_ERR_INVAL;
@@ -335,6 +361,9 @@ void edge_config_dispose(edge_config_t *c)
     for (size_t i = 0; i < c->n_origins; i++)
         free(c->origins[i]);
     free(c->origins);
+    for (size_t i = 0; i < c->n_parents; i++)
+        free(c->parents[i]);
+    free(c->parents);
     for (size_t i = 0; i < c->n_protect; i++) {
         edge_protect_t *p = &c->protect[i];
         for (size_t k = 0; k < p->nkeys; k++) {

@@ -202,6 +202,8 @@ static char *restart_keys(const edge_config_t *c)
                   (long long)c->workers, (long long)c->cache_size);
     for (size_t i = 0; i < c->n_origins; i++)
         sw_str_printf(&b, "origin=%s\n", c->origins[i]);
+    for (size_t i = 0; i < c->n_parents; i++)
+        sw_str_printf(&b, "parent=%s\n", c->parents[i]);
     sw_str_printf(&b,
                   "[http] max_connections=%lld\n[http] max_header_bytes=%lld\n"
                   "[http] max_streams=%lld\n[http] idle_timeout=%lld\n"
@@ -435,9 +437,9 @@ int edge_daemon_new(edge_daemon_t **out, uv_loop_t *loop, edge_config_t *cfg, ch
         goto fail_cond;
     }
     sw_log(SW_LOG_INFO, "edge",
-           "listening on %s%s%s with %u worker(s), %zu origin(s), cache %lld bytes", cfg->listen,
-           cfg->tls_listen ? " and TLS " : "", cfg->tls_listen ? cfg->tls_listen : "", d->n,
-           cfg->n_origins, (long long)cfg->cache_size);
+           "listening on %s%s%s with %u worker(s), %zu origin(s), %zu parent(s), cache %lld bytes",
+           cfg->listen, cfg->tls_listen ? " and TLS " : "", cfg->tls_listen ? cfg->tls_listen : "",
+           d->n, cfg->n_origins, cfg->n_parents, (long long)cfg->cache_size);
     *out = d;
     return 0;
 fail_cond:

@@ -20,6 +20,7 @@
 #include "edge/web.h"
 #include "edge_daemon.h"
 #include "edge_int.h"
+#include "edge_locate.h"
 #include "sw/http.h"
 #include "sw/log.h"
 #include "sw/str.h"
@@ -36,6 +37,32 @@ _Static_assert(N_TTFB == EDGE__N_TTFB, "edge__stats_t holds the histogram");
 #define ADD(counter, n) atomic_fetch_add_explicit(&(counter), (n), memory_order_relaxed)
 #define GET(counter)    ((unsigned long long)atomic_load_explicit(&(counter), memory_order_relaxed))
 
+/*
+ * The hop marker (edge/README.md, "Parent tier"): every fetch to a parent carries
+ * "x-sw-hop: ID", ID naming this process. An edge that receives the header fetches from its
+ * origins only, so a request crosses at most one parent; one that receives its own ID is its own
+ * parent and answers 508, which the sender's fetcher fails over like any 5xx. Process-wide, as
+ * every worker of one edge is the same hop; so are the counters.
+ */
+#define HOP_HEADER "x-sw-hop"
+static char hop_id[17];
+static uv_once_t hop_once = UV_ONCE_INIT;
+static atomic_uint_fast64_t hop_requests, loops_refused;
+
+static void make_hop_id(void)
+{
+    uint8_t r[8];
+    /* Two edges whose IDs collide would refuse each other's requests (508) and fall back to
+     * their origins: unlikely, and harmless. Without entropy the address of a stack byte and the
+     * time still tell processes apart. */
+    if (uv_random(NULL, NULL, r, sizeof(r), 0, NULL) != 0) {
+        uint64_t v = uv_hrtime() ^ (uint64_t)(uintptr_t)&r ^ ((uint64_t)uv_os_getpid() << 32);
+        memcpy(r, &v, sizeof(r));
+    }
+    for (size_t i = 0; i < sizeof(r); i++)
+        snprintf(hop_id + 2 * i, 3, "%02x", r[i]);
+}
+
 typedef struct fetch_ctx fetch_ctx_t;
 typedef struct ereq ereq_t;
 
@@ -44,10 +71,11 @@ struct edge_server {
     unsigned index; /* this worker's */
     sw_http_server_t *http;
     edge_upstream_t *up;
-    edge__shared_t *sh;  /* the cache, the overlay (NULL without redis), the counters */
-    edge_cache_t *cache; /* sh->cache */
-    edge_web_t *web;     /* sh->web */
-    edge_waker_t *waker; /* delivers other workers' fills to our subscribers, through `wake` */
+    edge__locate_t *locate; /* the stream registry, when `redis` is set; else NULL */
+    edge__shared_t *sh;     /* the cache, the overlay (NULL without redis), the counters */
+    edge_cache_t *cache;    /* sh->cache */
+    edge_web_t *web;        /* sh->web */
+    edge_waker_t *waker;    /* delivers other workers' fills to our subscribers, through `wake` */
     uv_async_t wake;
     uv_check_t publish;   /* copies our HTTP and fetcher figures to sh->workers[index] */
     uv_timer_t sweep;     /* worker 0 only: one sweep is enough for the shared cache */
@@ -84,8 +112,9 @@ struct ereq {
 struct fetch_ctx {
     edge_server_t *srv;
     edge_obj_t *obj; /* our reference */
-    edge_fetch_t *f;
+    edge_fetch_t *f; /* NULL while the registry is asked */
     int have_head;
+    int origins_only;
     uint64_t t0;   /* uv_now() at the start of the fetch */
     ereq_t *owner; /* the request that started it, while both live */
     fetch_ctx_t *prev, *next;
@@ -480,31 +509,60 @@ static const char *hash_key(const char *key, char *buf, size_t len)
     return buf;
 }
 
-static int fetch_start(edge_server_t *s, edge_obj_t *o, const char *key, ereq_t *owner)
+/* Starts the upstream fetch of fc->obj, from `located` first when it is set. */
+static int fetch_go(fetch_ctx_t *fc, const char *located)
 {
     static const edge_fetch_cbs_t cbs = {on_fetch_head, on_fetch_data, on_fetch_done};
+    const char *key = edge_obj_key(fc->obj);
     char hk[256];
+    /* The fetch asks for the key itself: the normalized path and the kept query parameters,
+     * so that what is cached under the key is exactly what was fetched. */
+    edge_fetch_opts_t opts = {.hash_key = hash_key(key, hk, sizeof(hk)),
+                              .origins_only = fc->origins_only,
+                              .located = located};
+    return edge_fetch_start_opts(fc->srv->up, key, &opts, &cbs, fc, &fc->f);
+}
+
+/* The registry answered (or gave up): the fetch starts now; if it cannot, the object fails and
+ * its subscribers answer 502 (or stale). */
+static void on_located(void *data, const char *url)
+{
+    fetch_ctx_t *fc = data;
+    int rv = fetch_go(fc, url);
+    if (rv != 0) {
+        sw_log(SW_LOG_WARN, "edge", "%s: cannot start the fetch: %s", edge_obj_key(fc->obj),
+               edge_strerror(rv));
+        edge_obj_fail(fc->obj, rv, sw_now_ms());
+        fetch_free(fc);
+    }
+}
+
+/* `origins_only`: the request came from another edge (it carries the hop marker). With a
+ * registry, a /live/NAME/ miss first asks where NAME is published (edge_locate.h). */
+static int fetch_start(edge_server_t *s, edge_obj_t *o, const char *key, ereq_t *owner,
+                       int origins_only)
+{
+    char hk[256];
+    const char *name = hash_key(key, hk, sizeof(hk)), *url = NULL;
     fetch_ctx_t *fc = calloc(1, sizeof(*fc));
     if (fc == NULL)
         return EDGE_ERR_NOMEM;
     fc->srv = s;
     fc->obj = edge_obj_ref(o);
     fc->owner = owner;
+    fc->origins_only = origins_only;
     fc->t0 = uv_now(s->loop);
-    /* The fetch asks for the key itself: the normalized path and the kept query parameters,
-     * so that what is cached under the key is exactly what was fetched. */
-    int rv = edge_fetch_start(s->up, key, hash_key(key, hk, sizeof(hk)), &cbs, fc, &fc->f);
-    if (rv != 0) {
-        edge_obj_unref(fc->obj);
-        free(fc);
-        return rv;
-    }
     fc->next = s->fetches;
     if (fc->next != NULL)
         fc->next->prev = fc;
     s->fetches = fc;
     owner->fc = fc;
-    return 0;
+    if (s->locate != NULL && name != NULL && edge__locate(s->locate, name, on_located, fc, &url))
+        return 0; /* on_located() starts it */
+    int rv = fetch_go(fc, url);
+    if (rv != 0)
+        fetch_free(fc);
+    return rv;
 }
 
 /* ---- metrics ----------------------------------------------------------------------------- */
@@ -549,6 +607,10 @@ static void sum_workers(edge_server_t *s, sw_http_stats_t *hs, edge_upstream_sta
         us->failovers += w->up.failovers;
         us->connects += w->up.connects;
         us->body_bytes += w->up.body_bytes;
+        for (int j = 0; j < EDGE_UPKIND_N; j++) {
+            us->attempts_by_kind[j] += w->up.attempts_by_kind[j];
+            us->heads_by_kind[j] += w->up.heads_by_kind[j];
+        }
         for (size_t i = 0; i < s->sh->n_origins; i++)
             healthy[i] &= w->healthy[i];
         pthread_mutex_unlock(&w->mu);
@@ -614,7 +676,20 @@ static void serve_metrics(edge_server_t *s, sw_http_req_t *req)
     M("purge_requests_total", "counter", GET(st->purge_requests));
     M("purged_objects_total", "counter", GET(st->purged));
     M("signed_url_refused_total", "counter", GET(st->token_refused));
+    M("hop_requests_total", "counter", GET(hop_requests));
+    M("loops_refused_total", "counter", GET(loops_refused));
 #undef M
+    /* Which kind of upstream the fetches went to (attempts, failovers included) and which kind
+     * answered them: with parents, "origin" answers on a child mean a parent was down. */
+    static const char *kinds[EDGE_UPKIND_N] = {"origin", "parent", "located"};
+    sw_str_puts(&b, "# TYPE shortwave_edge_upstream_attempts_total counter\n");
+    for (int k = 0; k < EDGE_UPKIND_N; k++)
+        sw_str_printf(&b, "shortwave_edge_upstream_attempts_total{kind=\"%s\"} %llu\n", kinds[k],
+                      (unsigned long long)us.attempts_by_kind[k]);
+    sw_str_puts(&b, "# TYPE shortwave_edge_upstream_answers_total counter\n");
+    for (int k = 0; k < EDGE_UPKIND_N; k++)
+        sw_str_printf(&b, "shortwave_edge_upstream_answers_total{kind=\"%s\"} %llu\n", kinds[k],
+                      (unsigned long long)us.heads_by_kind[k]);
     /* Time from the start of an upstream fetch to the origin's response head. */
     sw_str_puts(&b, "# TYPE shortwave_edge_upstream_ttfb_seconds histogram\n");
     unsigned long long cum = 0;
@@ -863,6 +938,14 @@ static void on_request(void *data, sw_http_req_t *req)
     }
     if (check_signed(s, req, key) != 0)
         return;
+    const char *hop = sw_http_req_header(req, HOP_HEADER);
+    if (hop != NULL && strcmp(hop, hop_id) == 0) {
+        ADD(loops_refused, 1);
+        respond_error(s, req, 508, "loop detected: this edge is its own parent");
+        return;
+    }
+    if (hop != NULL)
+        ADD(hop_requests, 1);
     /* Collapsed waiters of a private answer get 503: they should retry (and then fetch alone). */
     int res = edge_cache_get(s->cache, key, sw_now_ms(), &o);
     if (res < 0) {
@@ -892,7 +975,7 @@ static void on_request(void *data, sw_http_req_t *req)
     r->xcache = res == EDGE_CACHE_HIT ? "HIT" : res == EDGE_CACHE_FILLING ? "HIT-FILLING" : "MISS";
 
     if (res == EDGE_CACHE_MISS) {
-        int rv = fetch_start(s, o, key, r);
+        int rv = fetch_start(s, o, key, r, hop != NULL);
         if (rv != 0) {
             edge_obj_fail(o, EDGE_ERR_UPSTREAM, sw_now_ms());
             serve_stale_or_502(r, rv);
@@ -997,6 +1080,10 @@ static void on_http_closed(void *data)
     uv_close((uv_handle_t *)&s->wake, on_handle_closed);
     uv_close((uv_handle_t *)&s->publish, on_handle_closed);
     uv_close((uv_handle_t *)&s->sweep, on_handle_closed);
+    /* The registry first: its pending lookups start their fetches, which the fetcher's close
+     * then ends (the objects fail, with no subscriber left). */
+    if (s->locate != NULL)
+        edge__locate_close(s->locate, close_step, s);
     edge_upstream_close(s->up, close_step, s);
     close_step(s);
 }
@@ -1023,8 +1110,16 @@ int edge__server_new(edge_server_t **out, uv_loop_t *loop, const edge_config_t *
     edge_upstream_config_init(&uc);
     uc.origins = (const char *const *)cfg->origins;
     uc.n_origins = cfg->n_origins;
+    uc.parents = (const char *const *)cfg->parents;
+    uc.n_parents = cfg->n_parents;
+    char hop_line[64];
+    uv_once(&hop_once, make_hop_id);
+    snprintf(hop_line, sizeof(hop_line), "%s: %s", HOP_HEADER, hop_id);
+    uc.parent_header = hop_line;
     if ((rv = edge_upstream_new(&s->up, loop, &uc, err, errlen)) != 0)
         goto fail_server;
+    if (cfg->redis != NULL && (rv = edge__locate_new(&s->locate, loop, cfg->redis, err, errlen)))
+        goto fail_upstream;
     sw_http_server_config_init(&hc);
     hc.server_name = "shortwave-edge";
     /* The limit is the process's: each worker takes its share (the kernel spreads connections
@@ -1077,6 +1172,8 @@ fail_http:
     uv_run(loop, UV_RUN_NOWAIT);
     sw_http_server_free(s->http);
 fail_upstream:
+    if (s->locate != NULL)
+        edge__locate_close(s->locate, NULL, NULL);
     edge_upstream_close(s->up, NULL, NULL);
     uv_run(loop, UV_RUN_DEFAULT);
 fail_server:
@@ -1089,7 +1186,8 @@ void edge__server_shutdown(edge_server_t *s, void (*on_closed)(void *data), void
 {
     s->on_closed = on_closed;
     s->closed_data = data;
-    s->pending_close = 5; /* the HTTP server, the fetcher, three handles */
+    /* the HTTP server, the fetcher, three handles, the registry */
+    s->pending_close = s->locate != NULL ? 6 : 5;
     /* Held requests are aborted at once (they unsubscribe); responses under way drain while
      * the fetcher still feeds them; once the HTTP side has closed, the fetches end. */
     sw_http_server_close(s->http, on_http_closed, s);

@@ -38,6 +38,10 @@ typedef struct up_node {
     edge_upstream_node_stats_t st;
 } up_node_t;
 
+/* In edge_fetch_t.cand[]: the fetch's own located origin rather than a configured node. */
+#define CAND_LOCATED 0xff
+_Static_assert(EDGE_UPSTREAM_MAX < CAND_LOCATED, "node indexes fit below CAND_LOCATED");
+
 /* What CURLINFO_PRIVATE points at: a fetch or a health check. */
 enum { XFER_FETCH = 1, XFER_CHECK = 2 };
 
@@ -58,8 +62,10 @@ struct edge_fetch {
     char *path;
     struct edge_fetch *next, *prev;
 
-    uint8_t cand[EDGE_UPSTREAM_MAX]; /* upstreams to try, in order */
+    uint8_t cand[EDGE_UPSTREAM_MAX + 1]; /* upstreams to try, in order; CAND_LOCATED: `loc` */
     size_t n_cand, cur;
+    up_node_t loc;  /* the located origin (edge_fetch_opts_t), when loc.url is set */
+    int loc_origin; /* or the configured origin it names, tried first; -1: none */
 
     unsigned attached : 1;  /* in the multi */
     unsigned pending : 1;   /* started from inside libcurl: added in leave() */
@@ -94,6 +100,7 @@ struct edge_upstream {
     unsigned char parent_up[EDGE_UPSTREAM_MAX];
     edge_upstream_config_t cfg;
     char *health_path;
+    struct curl_slist *parent_header; /* cfg.parent_header as libcurl takes it, or NULL */
 
     edge_fetch_t *fetches; /* every fetch not yet freed */
     sock_t *socks;         /* poll handles not yet closing */
@@ -225,6 +232,20 @@ static int node_init(up_node_t *n, const char *url, int is_parent, int h2)
     n->st.is_parent = is_parent;
     n->st.healthy = 1;
     return 0;
+}
+
+/* The upstream the fetch's current attempt goes to. */
+static up_node_t *cur_node(edge_fetch_t *f)
+{
+    uint8_t c = f->cand[f->cur];
+    return c == CAND_LOCATED ? &f->loc : &f->u->nodes[c];
+}
+
+static int node_kind(const edge_fetch_t *f, const up_node_t *n)
+{
+    if (n == &f->loc || (f->loc_origin >= 0 && n == &f->u->nodes[f->loc_origin]))
+        return EDGE_UPKIND_LOCATED;
+    return n->is_parent ? EDGE_UPKIND_PARENT : EDGE_UPKIND_ORIGIN;
 }
 
 /* ---- the libuv side of libcurl ------------------------------------------------------------- */
@@ -378,6 +399,8 @@ static void fetch_free(edge_fetch_t *f)
     curl_easy_cleanup(f->easy);
     free(f->path);
     free(f->hbuf);
+    free(f->loc.url);
+    free(f->loc.base);
     uv_close((uv_handle_t *)&f->fb_timer, on_fetch_closed);
 }
 
@@ -414,7 +437,7 @@ static void on_first_byte_timeout(uv_timer_t *t);
 static int attempt(edge_fetch_t *f)
 {
     edge_upstream_t *u = f->u;
-    up_node_t *n = &u->nodes[f->cand[f->cur]];
+    up_node_t *n = cur_node(f);
     size_t bl = strlen(n->base), pl = strlen(f->path);
     char *url = malloc(bl + pl + 1);
     if (url == NULL)
@@ -429,12 +452,14 @@ static int attempt(edge_fetch_t *f)
     curl_easy_setopt(f->easy, CURLOPT_PIPEWAIT, n->no_reuse ? 0L : 1L);
     curl_easy_setopt(f->easy, CURLOPT_FRESH_CONNECT, (long)n->no_reuse);
     curl_easy_setopt(f->easy, CURLOPT_FORBID_REUSE, (long)n->no_reuse);
+    curl_easy_setopt(f->easy, CURLOPT_HTTPHEADER, n->is_parent ? u->parent_header : NULL);
     f->retry_5xx = f->fb_expired = 0;
     f->status = 0;
     f->hlen = f->n_headers = 0;
     f->errbuf[0] = '\0';
     f->t_attempt_ns = sw_mono_ns();
     n->st.attempts++;
+    u->st.attempts_by_kind[node_kind(f, n)]++;
     if (curl_multi_add_handle(u->multi, f->easy) != CURLM_OK)
         return EDGE_ERR_NOMEM;
     f->attached = 1;
@@ -446,20 +471,20 @@ static int attempt(edge_fetch_t *f)
 static void fail_over(edge_fetch_t *f, int kind, const char *why)
 {
     edge_upstream_t *u = f->u;
-    up_node_t *n = &u->nodes[f->cand[f->cur]];
+    up_node_t *n = cur_node(f);
     u->st.errors[kind]++;
     n->st.attempt_errors++;
     snprintf(f->reason, sizeof(f->reason), "%s%s: %s", n->url, f->path, why);
     while (f->cur + 1 < f->n_cand) {
         f->cur++;
         u->st.failovers++;
-        sw_log(SW_LOG_INFO, "upstream", "%s; trying %s", f->reason, u->nodes[f->cand[f->cur]].url);
+        sw_log(SW_LOG_INFO, "upstream", "%s; trying %s", f->reason, cur_node(f)->url);
         int rv = attempt(f);
         if (rv == 0)
             return;
         u->st.errors[EDGE_UPERR_OTHER]++;
         snprintf(f->reason, sizeof(f->reason), "%s%s: cannot start (out of memory)",
-                 u->nodes[f->cand[f->cur]].url, f->path);
+                 cur_node(f)->url, f->path);
     }
     sw_log(SW_LOG_WARN, "upstream", "%s; no upstream left", f->reason);
     finish(f, kind == EDGE_UPERR_OTHER && f->oom ? EDGE_ERR_NOMEM : EDGE_ERR_UPSTREAM, f->reason);
@@ -521,7 +546,9 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *userdata)
         while (b < SW_ARRAY_SIZE(bounds) && ttfb_ns > (uint64_t)bounds[b] * 1000000)
             b++;
         u->st.ttfb_hist[b]++;
-        u->nodes[f->cand[f->cur]].st.last_ttfb_us = ttfb_ns / 1000;
+        up_node_t *n = cur_node(f);
+        n->st.last_ttfb_us = ttfb_ns / 1000;
+        u->st.heads_by_kind[node_kind(f, n)]++;
         f->head_sent = 1;
         uv_timer_stop(&f->fb_timer);
         f->cbs.on_head(f->data, f->status, hs, nh);
@@ -637,7 +664,7 @@ static void fetch_xfer_done(edge_fetch_t *f, CURLcode rc)
         return;
     }
     /* After on_head there is no retry: the caller has seen this response. */
-    up_node_t *n = &u->nodes[f->cand[f->cur]];
+    up_node_t *n = cur_node(f);
     n->st.attempt_errors++;
     if (f->oom) {
         u->st.errors[EDGE_UPERR_OTHER]++;
@@ -818,6 +845,12 @@ int edge_upstream_new(edge_upstream_t **out, uv_loop_t *loop, const edge_upstrea
         goto fail_u;
     }
     u->cfg.health_path = u->health_path;
+    if (cfg->parent_header != NULL &&
+        (u->parent_header = curl_slist_append(NULL, cfg->parent_header)) == NULL) {
+        set_err(err, errlen, "out of memory", NULL);
+        goto fail_path;
+    }
+    u->cfg.parent_header = NULL;
     for (size_t i = 0; i < total; i++) {
         int parent = i >= cfg->n_origins;
         const char *url = parent ? cfg->parents[i - cfg->n_origins] : cfg->origins[i];
@@ -904,6 +937,8 @@ fail_nodes:
         free(u->nodes[i].url);
         free(u->nodes[i].base);
     }
+    curl_slist_free_all(u->parent_header);
+fail_path:
     free(u->health_path);
 fail_u:
     free(u);
@@ -911,12 +946,13 @@ fail:
     return rv;
 }
 
-/* Fills f->cand: parents by rendezvous score, then origins in order; down ones are skipped
- * unless all are down. */
-static void order_candidates(edge_upstream_t *u, edge_fetch_t *f, const char *key)
+/* Fills f->cand: parents by rendezvous score (none when `origins_only`), then the located origin
+ * (f->loc, or the configured origin f->loc_origin), then the other origins in order; down ones
+ * are skipped unless all are down. */
+static void order_candidates(edge_upstream_t *u, edge_fetch_t *f, const char *key, int origins_only)
 {
     for (int pass = 0; pass < 2 && f->n_cand == 0; pass++) {
-        size_t np = u->n_nodes - u->n_origins;
+        size_t np = origins_only ? 0 : u->n_nodes - u->n_origins;
         unsigned char left[EDGE_UPSTREAM_MAX];
         for (size_t i = 0; i < np; i++)
             left[i] = pass == 1 || u->parent_up[i];
@@ -925,8 +961,13 @@ static void order_candidates(edge_upstream_t *u, edge_fetch_t *f, const char *ke
             f->cand[f->n_cand++] = (uint8_t)(u->n_origins + (size_t)p);
             left[p] = 0;
         }
+        if (f->loc.url != NULL)
+            f->cand[f->n_cand++] = CAND_LOCATED;
+        int lo = f->loc_origin;
+        if (lo >= 0 && (pass == 1 || u->nodes[lo].healthy))
+            f->cand[f->n_cand++] = (uint8_t)lo;
         for (size_t i = 0; i < u->n_origins; i++) {
-            if (pass == 1 || u->nodes[i].healthy)
+            if ((int)i != lo && (pass == 1 || u->nodes[i].healthy))
                 f->cand[f->n_cand++] = (uint8_t)i;
         }
     }
@@ -936,16 +977,48 @@ const char *edge_upstream_pick(edge_upstream_t *u, const char *key)
 {
     edge_fetch_t f;
     f.n_cand = 0;
-    order_candidates(u, &f, key);
+    f.loc.url = NULL;
+    f.loc_origin = -1;
+    order_candidates(u, &f, key, 0);
     return u->nodes[f.cand[0]].url;
+}
+
+/* Sets up f->loc from a located origin URL; if a configured origin has the same base, that one
+ * goes first instead (with its health state and pooled connections). */
+static int set_located(edge_upstream_t *u, edge_fetch_t *f, const char *url)
+{
+    int rv = node_init(&f->loc, url, 0, u->cfg.http2_prior_knowledge);
+    if (rv != 0)
+        return rv;
+    for (size_t i = 0; i < u->n_origins; i++) {
+        if (strcmp(u->nodes[i].base, f->loc.base) == 0) {
+            free(f->loc.url);
+            free(f->loc.base);
+            f->loc.url = f->loc.base = NULL;
+            f->loc_origin = (int)i;
+            break;
+        }
+    }
+    return 0;
 }
 
 int edge_fetch_start(edge_upstream_t *u, const char *path_and_query, const char *hash_key,
                      const edge_fetch_cbs_t *cbs, void *data, edge_fetch_t **out)
 {
+    edge_fetch_opts_t o = {.hash_key = hash_key};
+    return edge_fetch_start_opts(u, path_and_query, &o, cbs, data, out);
+}
+
+int edge_fetch_start_opts(edge_upstream_t *u, const char *path_and_query,
+                          const edge_fetch_opts_t *opts, const edge_fetch_cbs_t *cbs, void *data,
+                          edge_fetch_t **out)
+{
+    static const edge_fetch_opts_t no_opts;
     edge_fetch_t *f;
     int rv;
 
+    if (opts == NULL)
+        opts = &no_opts;
     if (path_and_query == NULL || path_and_query[0] != '/' || cbs == NULL || cbs->on_head == NULL ||
         cbs->on_done == NULL)
         return EDGE_ERR_INVAL;
@@ -958,13 +1031,18 @@ int edge_fetch_start(edge_upstream_t *u, const char *path_and_query, const char 
         goto fail;
     f->kind = XFER_FETCH;
     f->u = u;
+    f->loc_origin = -1;
     f->cbs = *cbs;
     f->data = data;
     if ((f->path = strdup(path_and_query)) == NULL)
         goto fail_f;
-    if ((f->easy = curl_easy_init()) == NULL)
+    if (opts->located != NULL && (rv = set_located(u, f, opts->located)) != 0)
         goto fail_path;
-    order_candidates(u, f, hash_key != NULL ? hash_key : path_and_query);
+    rv = EDGE_ERR_NOMEM;
+    if ((f->easy = curl_easy_init()) == NULL)
+        goto fail_loc;
+    order_candidates(u, f, opts->hash_key != NULL ? opts->hash_key : path_and_query,
+                     opts->origins_only);
     CURL *e = f->easy;
     curl_easy_setopt(e, CURLOPT_PRIVATE, f);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -999,6 +1077,9 @@ int edge_fetch_start(edge_upstream_t *u, const char *path_and_query, const char 
         *out = f;
     return 0;
 
+fail_loc:
+    free(f->loc.url);
+    free(f->loc.base);
 fail_path:
     free(f->path);
 fail_f:
@@ -1064,6 +1145,8 @@ static void do_close(edge_upstream_t *u)
         free(u->nodes[i].url);
         free(u->nodes[i].base);
     }
+    curl_slist_free_all(u->parent_header);
+    u->parent_header = NULL;
     uv_close((uv_handle_t *)&u->health_timer, on_handle_closed);
     uv_close((uv_handle_t *)&u->timer, on_handle_closed);
     u->depth--;

@@ -42,6 +42,8 @@ typedef struct edge_config {
     char *tls_key;    /* PEM key for tls_listen */
     char **origins;   /* base URLs, in failover order */
     size_t n_origins;
+    char **parents; /* parent edges' base URLs, chosen per stream by rendezvous hashing */
+    size_t n_parents;
     int64_t workers;    /* loop threads; 0: edge_default_workers() */
     int64_t cache_size; /* cache budget in bytes */
     char *web_root;     /* viewer pages (edge/web.h); NULL: bin/../web if present */
@@ -101,7 +103,7 @@ int edge_daemon_new(edge_daemon_t **out, uv_loop_t *loop, edge_config_t *cfg, ch
  * Applies a re-read configuration (SIGHUP) without dropping a connection: each worker, on its own
  * thread, reloads the TLS certificate and key (new handshakes only), reopens the access log
  * (so that logrotate can move the file) and switches to the new [protect] keys, admin_allow and
- * admin_token; log_level changes at once. What needs a restart (listen addresses, origins,
+ * admin_token; log_level changes at once. What needs a restart (listen addresses, origins, parents,
  * workers, cache_size, [http] limits, redis, edge_name, overlay_*) is logged as such and left as
  * it was. Waits for every worker (a moment: workers never wait for this loop). On success takes
  * ownership of `cfg` and frees the previous configuration, which no worker reads any more; on

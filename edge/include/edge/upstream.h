@@ -10,9 +10,10 @@
  *
  * Choosing an upstream: parents (if any) come first, ordered by rendezvous (highest random
  * weight) hashing of the fetch's hash key, so that a fleet of edges sends each stream to the
- * same parent; then the origins in configuration order (the first is the primary). Upstreams
- * that failed `health_fails` checks in a row are skipped until a check passes again; when every
- * upstream is down, all are tried anyway in the same order.
+ * same parent; then a located origin given with the fetch (edge_fetch_opts_t); then the
+ * origins in configuration order (the first is the primary). Upstreams that failed `health_fails`
+ * checks in a row are skipped until a check passes again; when every upstream is down, all are
+ * tried anyway in the same order.
  *
  * Failover: a fetch whose upstream cannot be connected to, does not answer before the
  * first-byte timeout, fails before the headers are complete, or answers 5xx (when another
@@ -50,6 +51,12 @@ typedef struct edge_upstream_config {
     const char *const *parents; /* parent edges, picked by rendezvous hashing; may be empty */
     size_t n_parents;
     int http2_prior_knowledge; /* 1: speak h2c to every http:// upstream (default 0: HTTP/1.1) */
+    /*
+     * "Name: value", sent with every fetch to a parent and with nothing else: the hop marker
+     * that tells a parent edge to fetch from its origins, never from its own parents. Copied;
+     * NULL (the default): no header.
+     */
+    const char *parent_header;
 
     uint32_t connect_timeout_ms;    /* TCP (and TLS) connect, per attempt (default 2000) */
     uint32_t first_byte_timeout_ms; /* request start to complete headers, per attempt; covers
@@ -157,6 +164,34 @@ int edge_fetch_start(edge_upstream_t *u, const char *path_and_query, const char 
  */
 void edge_fetch_cancel(edge_fetch_t *f);
 
+/** Options of edge_fetch_start_opts(); zeroed (or NULL) is edge_fetch_start(u, path, NULL, ...). */
+typedef struct edge_fetch_opts {
+    const char *hash_key; /* picks the parent, as edge_upstream_pick(); NULL: the path */
+    int origins_only;     /* 1: skip the parents (the request came from another edge) */
+    /*
+     * An origin base URL found for this object elsewhere (the origins' Redis registry): tried
+     * after the parents and before the configured origins. If it is one of them, that origin
+     * moves first; otherwise it gets no health checks. Copied; NULL: none.
+     */
+    const char *located;
+} edge_fetch_opts_t;
+
+/**
+ * edge_fetch_start() with options (may be NULL). Returns what it does; EDGE_ERR_INVAL also for a
+ * `located` URL that is not http://, https:// or h2c://HOST[:PORT]. Loop thread only.
+ */
+int edge_fetch_start_opts(edge_upstream_t *u, const char *path_and_query,
+                          const edge_fetch_opts_t *opts, const edge_fetch_cbs_t *cbs, void *data,
+                          edge_fetch_t **out);
+
+/** Kinds of upstreams, for edge_upstream_stats_t.attempts_by_kind[] and heads_by_kind[]. */
+enum edge_upstream_kind {
+    EDGE_UPKIND_ORIGIN = 0,  /* a configured origin */
+    EDGE_UPKIND_PARENT = 1,  /* a parent edge */
+    EDGE_UPKIND_LOCATED = 2, /* edge_fetch_opts_t.located */
+    EDGE_UPKIND_N = 3,
+};
+
 /** Kinds of failed attempts, for edge_upstream_stats_t.errors[]. */
 enum edge_upstream_errkind {
     EDGE_UPERR_CONNECT = 0,     /* refused, unreachable, connect timeout, TLS handshake */
@@ -184,8 +219,10 @@ typedef struct edge_upstream_stats {
     uint64_t failovers;  /* attempts moved to another upstream */
     uint64_t connects;   /* new connections libcurl opened (fetches and health checks) */
     uint64_t body_bytes; /* body bytes delivered through on_data */
-    uint64_t errors[EDGE_UPERR_KINDS];     /* failed attempts by kind */
-    uint64_t ttfb_hist[EDGE_TTFB_BUCKETS]; /* attempt start to on_head, per delivered head */
+    uint64_t errors[EDGE_UPERR_KINDS];        /* failed attempts by kind */
+    uint64_t ttfb_hist[EDGE_TTFB_BUCKETS];    /* attempt start to on_head, per delivered head */
+    uint64_t attempts_by_kind[EDGE_UPKIND_N]; /* attempts sent, by the kind of upstream */
+    uint64_t heads_by_kind[EDGE_UPKIND_N];    /* heads delivered (the fetch was served), by kind */
     size_t n_upstreams; /* origins then parents, for edge_upstream_node_stats() */
 } edge_upstream_stats_t;
 
