@@ -71,6 +71,20 @@ run(async () => {
   if (errors.length) log(`${kind}: player errors: ${errors.join(', ')}`);
   console.log(`FIGURES ${kind}: ttff_ms=${ttff} latency_median_s=${lat.median.toFixed(2)} latency_max_s=${lat.max.toFixed(2)} stalls=${stalls}`);
   await screenshot(page, `watch-${kind}`);
+  if (kind === 'hls') {
+    // A phone held upright: the video spans the width and the card column floats over it.
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.waitForTimeout(500);
+    const lay = await page.evaluate(() => {
+      const v = document.querySelector('video').getBoundingClientRect();
+      const side = document.querySelector('.sw-side');
+      const sb = side.getBoundingClientRect();
+      return { vw: Math.round(v.width), vl: v.left, pos: getComputedStyle(side).position, right: sb.right, left: sb.left };
+    });
+    check(lay.vw >= 350 && lay.vw <= 390 && lay.vl >= 0 && lay.pos === 'absolute' && lay.left >= 0 && lay.right <= 390,
+      `phone layout: the video is ${lay.vw} px of 390, the card column is ${lay.pos} within the screen (${lay.left}-${lay.right})`);
+    await screenshot(page, 'watch-phone');
+  }
 
   check(await s.edge.stopClean(), 'edge exits 0 on SIGTERM');
   check(await s.origin.stopClean(), 'origin exits 0 on SIGTERM');
