@@ -713,7 +713,8 @@ void sw__conn_close(sw__conn_t *c)
     *c->pprev = c->next;
     if (c->next != NULL)
         c->next->pprev = c->pprev;
-    s->stats.connections--;
+    if (!c->lingering)
+        s->stats.connections--;
     uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
     uv_close((uv_handle_t *)&c->timer, on_conn_closed);
     if (c->tunnel != NULL)
@@ -758,7 +759,9 @@ static void conn_linger(sw__conn_t *c)
         sw__conn_close(c);
         return;
     }
+    /* Done with HTTP: no longer counted as open (metrics, max_connections). */
     c->lingering = 1;
+    c->server->stats.connections--;
     c->sreq.data = c;
     if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_linger_shutdown) != 0) {
         sw__conn_close(c);
