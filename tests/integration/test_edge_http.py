@@ -175,8 +175,9 @@ def ranges(e, stub):
           and h.get("content-length") == "100",
           f"Range 100-199 on a miss -> 206 with the slice ({st}, {h.get('content-range')}, {len(b)} bytes)")
     st, h, b = e.get("/obj/a", headers={"Range": "bytes=1000-5999"})
-    check(st == 206 and b == full[1000:6000] and h.get("x-cache") == "HIT",
-          f"Range 1000-5999 on a hit -> the slice ({st}, {h.get('x-cache')})")
+    # The miss above answered as soon as its bytes were in; the fetch may still be running.
+    check(st == 206 and b == full[1000:6000] and h.get("x-cache") in ("HIT", "HIT-FILLING"),
+          f"Range 1000-5999 on a cached object -> the slice ({st}, {h.get('x-cache')})")
     st, h, b = e.get("/obj/a", headers={"Range": "bytes=-500"})
     check(st == 206 and b == full[-500:] and h.get("content-range") == f"bytes {SIZE - 500}-{SIZE - 1}/{SIZE}",
           f"suffix range -500 -> the last 500 bytes ({st}, {h.get('content-range')})")
