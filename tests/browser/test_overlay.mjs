@@ -137,6 +137,7 @@ run(async () => {
     const l = await live.evaluate(() => window.__sw.latency);
     return l <= 3 ? l : 0;
   }, Math.max(0, up + 10000 - Date.now()), 250);
+  log(`latency after the restart (last 5 s): ${JSON.stringify(await live.evaluate(() => window.__sw.latencies.slice(-20)))}`);
   const m = await (await fetch(`${e2.base}/metrics`)).text();
   const misses = Number((m.match(/^shortwave_edge_cache_misses_total (\d+)/m) || [])[1]);
   check(misses > 0 && caught, `it plays from the new edge (${misses} cache misses there), ${caught ? caught.toFixed(2) : '-'} s behind live within 10 s of the restart`);

@@ -127,7 +127,13 @@ function startHls() {
     // once or twice in 15 s on a machine loaded 5 to 8 (two cores, sanitizer builds); a second
     // more absorbs that and still leaves the viewer well within 3 s of live.
     cfg.liveSyncDuration = HLS_TARGET_S;
-    cfg.maxLiveSyncPlaybackRate = 1.1; // drifts back to the target after a stall
+    cfg.maxLiveSyncPlaybackRate = 1.1; // drifts back to the target after a short stall
+    // After a long one (the edge restarted, the network went away for seconds), drifting back at
+    // 1.1x would take half a minute: a viewer more than 5 s behind jumps back to the target.
+    cfg.liveMaxLatencyDuration = HLS_TARGET_S + 3;
+    // hls.js moves its target back by this much after every stall (at most a target duration, 2 s);
+    // its default, a whole second, leaves a viewer 3 s behind after a single stall.
+    cfg.liveSyncOnStallIncrease = 0.5;
   }
   const hls = new Hls(cfg);
   window.__hls = hls;
