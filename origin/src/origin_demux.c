@@ -7,6 +7,11 @@
  * thread sleeps inside libsrt until a message is ready and wakes at least that often to check its
  * stop, stall and probe deadlines. An API drop or a shutdown sets `stop`, seen within one timeout.
  *
+ * Wake-ups: while media flows, the thread reads at most every ORIGIN_READ_EVERY_MS, taking all the
+ * messages that are ready then (a 3 Mbit/s stream brings about 300 a second, each of which would
+ * otherwise wake it, and wake it through libsrt's receive thread, on its own). That adds at most
+ * that much to a frame's way; TSBPD being off (origin_srt.c) takes away far more.
+ *
  * Latency: the read callback returns as soon as it has one message, plus those that are ready
  * already, without waiting for a full buffer; the probe size is small (mpegts only needs PAT/PMT,
  * and streams found later are added on the fly) and avformat_find_stream_info() is never called,
@@ -62,6 +67,9 @@ void origin__demux_global_init(void)
 #define MSG_MAX   1500
 #define CARRY_CAP (SNIFF_BYTES + MSG_MAX)
 /* After one message, read on while more are ready, up to this many per read callback. */
+#ifndef ORIGIN_READ_EVERY_MS
+#define ORIGIN_READ_EVERY_MS 20
+#endif
 #ifndef ORIGIN_DEMUX_BATCH
 #define ORIGIN_DEMUX_BATCH 32
 #endif
@@ -72,6 +80,7 @@ typedef struct demux {
     origin_pub_t *pub;
     origin_ingest_t *in;
     uint64_t start_ns;
+    uint64_t next_read_ns; /* no blocking read before this while media flows */
     int has_track;
     uint64_t last_pkt_ns;
     int slot_index[HLS_NTRACKS]; /* AVStream index feeding each slot, or -1 */
@@ -196,6 +205,12 @@ static int on_read(void *opaque, uint8_t *buf, int size)
             return AVERROR_EOF;
         }
         int r;
+        uint64_t now = sw_mono_ns();
+        if (now < d->next_read_ns && !ready(d)) {
+            uint64_t ns = d->next_read_ns - now;
+            struct timespec t = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
+            nanosleep(&t, NULL);
+        }
         if (room >= MSG_MAX) {
             if ((r = recv_one(d, buf, room)) > 0) {
                 n = (size_t)r;
@@ -212,6 +227,7 @@ static int on_read(void *opaque, uint8_t *buf, int size)
             break; /* an end is reported by the next call, after these bytes */
         n += (size_t)r;
     }
+    d->next_read_ns = sw_mono_ns() + ORIGIN_READ_EVERY_MS * 1000000ull;
     return (int)n;
 }
 
@@ -566,6 +582,7 @@ out:
     pthread_mutex_lock(&in->mutex);
     pub->close_next = in->close_list;
     in->close_list = pub;
+    pthread_cond_signal(&in->srt_cond);
     pthread_mutex_unlock(&in->mutex);
     return NULL;
 }

@@ -168,6 +168,7 @@ static int copy_config(origin_ingest_t *in, const origin_ingest_config_t *cfg, c
                        size_t errlen)
 {
     in->latency_ms = cfg->latency_ms > 0 ? cfg->latency_ms : 120;
+    in->tsbpd = cfg->tsbpd != 0;
     in->stall_ms = cfg->stall_ms > 0 ? cfg->stall_ms : 10000;
     in->probe_ms = cfg->probe_ms > 0 ? cfg->probe_ms : 5000;
     in->queue_bytes = cfg->queue_bytes; /* unused; kept for the config struct's sake */
@@ -222,12 +223,12 @@ int origin_ingest_new(origin_ingest_t **out, uv_loop_t *loop, const origin_inges
     in->cbs = *cbs;
     in->data = data;
     in->listener = SRT_INVALID_SOCK;
-    in->eid = -1;
     if (copy_config(in, cfg, err, errlen) != 0)
         goto fail_config;
     pthread_mutex_init(&in->mutex, NULL);
     pthread_mutex_init(&in->names_mutex, NULL);
     pthread_cond_init(&in->cond, NULL);
+    pthread_cond_init(&in->srt_cond, NULL);
     if (uv_async_init(loop, &in->async, on_async) != 0) {
         snprintf(err, errlen, "uv_async_init failed");
         goto fail_locks;
@@ -239,6 +240,7 @@ int origin_ingest_new(origin_ingest_t **out, uv_loop_t *loop, const origin_inges
 fail_async:
     /* The handle's memory must outlive its close; free `in` in the close callback. */
     pthread_cond_destroy(&in->cond);
+    pthread_cond_destroy(&in->srt_cond);
     pthread_mutex_destroy(&in->names_mutex);
     pthread_mutex_destroy(&in->mutex);
     free_config(in);
@@ -246,6 +248,7 @@ fail_async:
     return -1;
 fail_locks:
     pthread_cond_destroy(&in->cond);
+    pthread_cond_destroy(&in->srt_cond);
     pthread_mutex_destroy(&in->names_mutex);
     pthread_mutex_destroy(&in->mutex);
 fail_config:
@@ -282,8 +285,8 @@ void origin_ingest_free(origin_ingest_t *in)
     pthread_mutex_unlock(&in->mutex);
 
     /* Deliver what the threads post until every publisher has had its on_unpublish. The demux
-     * threads see `stop` within their 100 ms receive timeout, the SRT thread polls its close list
-     * as often. */
+     * threads see `stop` within their 100 ms receive timeout and wake the SRT thread for
+     * their close. */
     for (int i = 0; i < 600; i++) {
         drain(in);
         pthread_mutex_lock(&in->mutex);
@@ -314,6 +317,7 @@ void origin_ingest_free(origin_ingest_t *in)
     free(in->names);
     free_config(in);
     pthread_cond_destroy(&in->cond);
+    pthread_cond_destroy(&in->srt_cond);
     pthread_mutex_destroy(&in->names_mutex);
     pthread_mutex_destroy(&in->mutex);
     uv_close((uv_handle_t *)&in->async, on_close_free);

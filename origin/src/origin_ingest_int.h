@@ -103,6 +103,7 @@ struct origin_ingest {
     /* Copied config. */
     char *listen;
     int latency_ms, stall_ms, probe_ms;
+    int tsbpd;
     size_t queue_bytes; /* unused since the demux threads read their sockets directly */
     origin_srt_rule_t *rules;
     size_t nrules;
@@ -121,11 +122,11 @@ struct origin_ingest {
     origin__name_t *names;
     size_t nnames, names_cap;
 
-    /* SRT thread. */
+    /* SRT threads. */
     SRTSOCKET listener;
-    int eid;
-    pthread_t srt_thread;
-    int srt_thread_started;
+    pthread_t srt_thread, accept_thread;
+    int srt_thread_started, accept_thread_started;
+    pthread_cond_t srt_cond; /* with `mutex`: wakes srt_main for the close list or a stop */
     atomic_int srt_stop;
 };
 

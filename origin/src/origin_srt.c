@@ -1,10 +1,20 @@
 /*
- * origin_srt.c: the SRT side of the ingest. One thread runs srt_epoll_uwait() over the listener
- * and the caller-mode pulls that are connecting. It never blocks on anything but that wait: those
- * sockets are non-blocking (SRTO_RCVSYN off). A connected publisher's socket is switched to
- * blocking reads with a short timeout and handed to its demux thread (origin_demux.c), which reads
- * it directly, as ffmpeg's srt:// protocol does: queueing every message through this thread cost
- * two thread hand-offs per 1316-byte message, which dominated the origin's CPU.
+ * origin_srt.c: the SRT side of the ingest. Two threads: one sleeps in a blocking srt_accept() on
+ * the listener; the other (srt_main) keeps house every WAIT_MS, or at once when a publisher ends:
+ * it closes ended publishers, forgets failed handshakes, and connects the caller-mode pulls (their
+ * sockets are non-blocking and their state is polled). Neither uses srt_epoll_uwait(): libsrt's
+ * wait wakes every 10 ms whatever the timeout, a steady cost for an idle origin. A connected
+ * publisher's socket is switched to blocking reads with a short timeout and handed to its demux
+ * thread (origin_demux.c), which reads it directly, as ffmpeg's srt:// protocol does: queueing
+ * every message through another thread cost two thread hand-offs per 1316-byte message.
+ *
+ * Timestamp-based packet delivery (TSBPD, `[srt] tsbpd`) is off by default. It paces the delivery
+ * of packets by their sending time, for players; a remuxer has no use for that pacing (the media
+ * carries its own timestamps), and it costs a libsrt thread per publisher and two more thread
+ * wake-ups per packet, most of the origin's CPU per stream. Without it libsrt delivers packets in
+ * order as soon as they are complete and does not drop late ones: a lost packet is retransmitted
+ * rather than skipped, so the DVR and the shorts keep every byte the publisher sent, and the bytes
+ * still in flight when a publisher disconnects are read rather than discarded.
  *
  * Access control happens in the handshake (srt_listen_callback(), called on an SRT thread): the
  * streamid names the resource, the first matching rule sets the passphrase on the new socket, and
@@ -30,8 +40,7 @@
 
 #define RESERVE_MS 3000 /* a handshake reservation not accepted by then is stale */
 #define RETRY_MS   3000 /* pull reconnect interval */
-#define WAIT_MS    100  /* srt_epoll_uwait timeout: how often the close list is looked at */
-#define MAX_EVENTS 256
+#define WAIT_MS    100  /* housekeeping interval of srt_main */
 
 static pthread_once_t startup_once = PTHREAD_ONCE_INIT;
 static int startup_rv;
@@ -58,6 +67,9 @@ static void on_srt_log(void *opaque, int level, const char *file, int line, cons
     /* libsrt 1.5.1 says this whenever a blocking read times out with nothing to read, which our
      * demux threads do every ORIGIN__RCV_TIMEOUT_MS while a publisher is silent. */
     if (strstr(message, "nothing to read") != NULL)
+        return;
+    /* And this when origin__srt_stop() closes the listener under the blocking srt_accept(). */
+    if (strstr(message, "listener socket") != NULL && strstr(message, "already closed") != NULL)
         return;
     while (*message == ':' || *message == ' ')
         message++;
@@ -333,6 +345,7 @@ static int pub_start(origin_ingest_t *in, SRTSOCKET s, const char *name, const c
         pthread_mutex_lock(&in->mutex);
         pub->close_next = in->close_list;
         in->close_list = pub;
+        pthread_cond_signal(&in->srt_cond);
         pthread_mutex_unlock(&in->mutex);
     }
     return 0;
@@ -371,16 +384,16 @@ static void process_close_list(origin_ingest_t *in)
     }
 }
 
-/* One accept per epoll event: the listener is level-triggered, and a second srt_accept() on an
- * empty backlog makes libsrt log an error line. */
-static void accept_one(origin_ingest_t *in)
+/* Waits for the next publisher whose handshake completed and starts it. Returns -1 when the
+ * listener fails (closed by origin__srt_stop()). */
+static int accept_one(origin_ingest_t *in)
 {
     for (int i = 0; i < 1; i++) {
         struct sockaddr_storage ss;
         int sslen = sizeof(ss);
         SRTSOCKET s = srt_accept(in->listener, (struct sockaddr *)&ss, &sslen);
         if (s == SRT_INVALID_SOCK)
-            return;
+            return -1;
 
         char peer[64], sid[513], resource[ORIGIN__RESOURCE_MAX], mode[16];
         char name[ORIGIN__NAME_MAX + 1];
@@ -406,6 +419,7 @@ static void accept_one(origin_ingest_t *in)
             srt_close(s);
         }
     }
+    return 0;
 }
 
 /* ---- caller-mode pulls ----------------------------------------------------------------------- */
@@ -508,7 +522,6 @@ static void pull_fail(origin_ingest_t *in, origin__pull_t *pl, const char *why)
 {
     sw_log(SW_LOG_WARN, "srt", "pull %s from %s: %s; retrying in %d s", pl->cfg.name, pl->cfg.url,
            why, RETRY_MS / 1000);
-    srt_epoll_remove_usock(in->eid, pl->sock);
     origin__names_release(in, pl->cfg.name, pl->sock);
     srt_close(pl->sock);
     pl->sock = SRT_INVALID_SOCK;
@@ -532,8 +545,9 @@ static void pulls_tick(origin_ingest_t *in)
             srt_close(s); /* still live (from a listener publisher, or not yet released) */
             continue;
         }
-        int no = 0, events = SRT_EPOLL_OUT | SRT_EPOLL_ERR;
+        int no = 0;
         srt_setsockflag(s, SRTO_RCVSYN, &no, sizeof(no));
+        srt_setsockflag(s, SRTO_TSBPDMODE, &in->tsbpd, sizeof(in->tsbpd));
         srt_setsockflag(s, SRTO_LATENCY, &pl->latency_ms, sizeof(pl->latency_ms));
         if (pl->streamid[0] != '\0')
             srt_setsockflag(s, SRTO_STREAMID, pl->streamid, (int)strlen(pl->streamid));
@@ -543,18 +557,9 @@ static void pulls_tick(origin_ingest_t *in)
             srt_setsockflag(s, SRTO_PBKEYLEN, &pl->pbkeylen, sizeof(pl->pbkeylen));
         pl->sock = s;
         pl->connected = 0;
-        srt_epoll_add_usock(in->eid, s, &events);
         if (srt_connect(s, (struct sockaddr *)&pl->addr, pl->addrlen) == SRT_ERROR)
             pull_fail(in, pl, srt_err());
     }
-}
-
-static origin__pull_t *pull_find(origin_ingest_t *in, SRTSOCKET s)
-{
-    for (size_t i = 0; i < in->npulls; i++)
-        if (in->pulls[i].sock == s && !in->pulls[i].connected)
-            return &in->pulls[i];
-    return NULL;
 }
 
 static void pull_event(origin_ingest_t *in, origin__pull_t *pl)
@@ -568,7 +573,6 @@ static void pull_event(origin_ingest_t *in, origin__pull_t *pl)
         return;
     }
     /* Its demux thread reads it from now on. */
-    srt_epoll_remove_usock(in->eid, pl->sock);
     pl->connected = 1;
     char peer[64];
     sw_addr_format(&pl->addr, peer, sizeof(peer));
@@ -578,26 +582,44 @@ static void pull_event(origin_ingest_t *in, origin__pull_t *pl)
     }
 }
 
-/* ---- the thread ------------------------------------------------------------------------------ */
+/* ---- the threads ----------------------------------------------------------------------------- */
+
+static void *accept_main(void *arg)
+{
+    origin_ingest_t *in = arg;
+
+    while (!atomic_load(&in->srt_stop)) {
+        if (accept_one(in) != 0 && !atomic_load(&in->srt_stop)) {
+            sw_log(SW_LOG_ERROR, "srt", "accept on %s: %s", in->listen, srt_err());
+            struct timespec t = {0, WAIT_MS * 1000000L};
+            nanosleep(&t, NULL); /* never a busy loop on a listener that keeps failing */
+        }
+    }
+    return NULL;
+}
 
 static void *srt_main(void *arg)
 {
     origin_ingest_t *in = arg;
-    SRT_EPOLL_EVENT evs[MAX_EVENTS];
     uint64_t last_tick = 0;
 
     while (!atomic_load(&in->srt_stop)) {
-        int n = srt_epoll_uwait(in->eid, evs, MAX_EVENTS, WAIT_MS);
-        for (int i = 0; i < n; i++) {
-            SRTSOCKET s = evs[i].fd;
-            origin__pull_t *pl;
-            if (s == in->listener) {
-                accept_one(in);
-            } else if ((pl = pull_find(in, s)) != NULL) {
-                pull_event(in, pl);
+        pthread_mutex_lock(&in->mutex);
+        if (in->close_list == NULL && !atomic_load(&in->srt_stop)) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += WAIT_MS * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
             }
+            pthread_cond_timedwait(&in->srt_cond, &in->mutex, &ts);
         }
+        pthread_mutex_unlock(&in->mutex);
         process_close_list(in);
+        for (size_t i = 0; i < in->npulls; i++)
+            if (in->pulls[i].sock != SRT_INVALID_SOCK && !in->pulls[i].connected)
+                pull_event(in, &in->pulls[i]);
         /* Every round (at most WAIT_MS apart): a refused handshake frees its name at once. */
         names_sweep(in);
         uint64_t now = sw_mono_ns();
@@ -623,24 +645,18 @@ int origin__srt_start(origin_ingest_t *in, char *err, size_t errlen)
     for (size_t i = 0; i < in->npulls; i++)
         if (pull_parse(&in->pulls[i], in->latency_ms, err, errlen) != 0)
             return -1;
-    if ((in->eid = srt_epoll_create()) < 0) {
-        snprintf(err, errlen, "srt_epoll_create: %s", srt_err());
-        return -1;
-    }
-    srt_epoll_set(in->eid, SRT_EPOLL_ENABLE_EMPTY);
-
     if (in->listen != NULL) {
         struct sockaddr_storage ss;
-        int no = 0, events = SRT_EPOLL_IN | SRT_EPOLL_ERR;
         if (sw_addr_parse(in->listen, &ss) != 0) {
             snprintf(err, errlen, "srt listen: bad address \"%s\"", in->listen);
-            goto fail_epoll;
+            return -1;
         }
         if ((in->listener = srt_create_socket()) == SRT_INVALID_SOCK) {
             snprintf(err, errlen, "srt_create_socket: %s", srt_err());
-            goto fail_epoll;
+            return -1;
         }
-        srt_setsockflag(in->listener, SRTO_RCVSYN, &no, sizeof(no));
+        /* Accepted sockets inherit these. srt_accept() blocks (SRTO_RCVSYN's default). */
+        srt_setsockflag(in->listener, SRTO_TSBPDMODE, &in->tsbpd, sizeof(in->tsbpd));
         srt_setsockflag(in->listener, SRTO_LATENCY, &in->latency_ms, sizeof(in->latency_ms));
         srt_setsockflag(in->listener, SRTO_RCVLATENCY, &in->latency_ms, sizeof(in->latency_ms));
         int sslen = ss.ss_family == AF_INET6 ? (int)sizeof(struct sockaddr_in6)
@@ -654,8 +670,11 @@ int origin__srt_start(origin_ingest_t *in, char *err, size_t errlen)
             snprintf(err, errlen, "srt listen %s: %s", in->listen, srt_err());
             goto fail_listener;
         }
-        srt_epoll_add_usock(in->eid, in->listener, &events);
-        sw_log(SW_LOG_INFO, "srt", "listening on %s (latency %d ms)", in->listen, in->latency_ms);
+        if (in->tsbpd)
+            sw_log(SW_LOG_INFO, "srt", "listening on %s (TSBPD on, latency %d ms)", in->listen,
+                   in->latency_ms);
+        else
+            sw_log(SW_LOG_INFO, "srt", "listening on %s (TSBPD off)", in->listen);
     }
 
     if (pthread_create(&in->srt_thread, NULL, srt_main, in) != 0) {
@@ -663,36 +682,46 @@ int origin__srt_start(origin_ingest_t *in, char *err, size_t errlen)
         goto fail_listener;
     }
     in->srt_thread_started = 1;
+    if (in->listener != SRT_INVALID_SOCK) {
+        if (pthread_create(&in->accept_thread, NULL, accept_main, in) != 0) {
+            snprintf(err, errlen, "cannot start the SRT accept thread");
+            origin__srt_stop(in);
+            return -1;
+        }
+        in->accept_thread_started = 1;
+    }
     return 0;
 fail_listener:
     if (in->listener != SRT_INVALID_SOCK)
         srt_close(in->listener);
     in->listener = SRT_INVALID_SOCK;
-fail_epoll:
-    srt_epoll_release(in->eid);
-    in->eid = -1;
     return -1;
 }
 
 void origin__srt_stop(origin_ingest_t *in)
 {
+    atomic_store(&in->srt_stop, 1);
+    pthread_mutex_lock(&in->mutex);
+    pthread_cond_signal(&in->srt_cond);
+    pthread_mutex_unlock(&in->mutex);
     if (in->srt_thread_started) {
-        atomic_store(&in->srt_stop, 1);
         pthread_join(in->srt_thread, NULL);
         in->srt_thread_started = 0;
     }
+    /* Closing the listener wakes the blocking srt_accept(). */
+    if (in->listener != SRT_INVALID_SOCK)
+        srt_close(in->listener);
+    if (in->accept_thread_started) {
+        pthread_join(in->accept_thread, NULL);
+        in->accept_thread_started = 0;
+    }
+    in->listener = SRT_INVALID_SOCK;
     /* Publishers are all gone (origin_ingest_free() waited for them); close what is left. */
     for (size_t i = 0; i < in->npulls; i++) {
         if (in->pulls[i].sock != SRT_INVALID_SOCK)
             srt_close(in->pulls[i].sock);
         in->pulls[i].sock = SRT_INVALID_SOCK;
     }
-    if (in->listener != SRT_INVALID_SOCK)
-        srt_close(in->listener);
-    in->listener = SRT_INVALID_SOCK;
-    if (in->eid >= 0)
-        srt_epoll_release(in->eid);
-    in->eid = -1;
 }
 
 int origin_pub_stats(origin_pub_t *pub, origin_srt_stats_t *out)

@@ -77,6 +77,23 @@ def main():
                         "--data", "/proc/nope"], capture_output=True, timeout=20)
     check(r.returncode != 0 and b"/proc/nope" in r.stderr, f"an unusable data folder is refused ({r.stderr.decode().strip()})")
 
+    # [srt] tsbpd: off by default (packets straight to the demuxer); on still ingests.
+    from swtest import ffmpeg_publish
+    import json
+    for conf, said in (("", "TSBPD off"), ("[srt]\ntsbpd = yes\nlatency = 200ms\n", "TSBPD on, latency 200 ms")):
+        o = Origin(extra_conf=conf)
+        pub = ffmpeg_publish(o.srt_url("live/tsbpd"), seconds=6, size="320x240", bitrate="400k")
+
+        def parts():
+            st, _, body = o.get("/api/streams")
+            streams = json.loads(body).get("streams", []) if st == 200 else []
+            return streams[0].get("parts", 0) if streams else 0
+        ok = wait_for(lambda: parts() >= 6, 15)
+        check(said in o.output() and ok,
+              f"{conf.strip().replace(chr(10), '; ') or 'the default'}: the origin says \"{said}\" and makes parts ({parts()})")
+        pub.stop()
+        check(o.stop_clean(), "and exits 0 on SIGTERM")
+
 
 if __name__ == "__main__":
     run(main)

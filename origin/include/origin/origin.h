@@ -48,6 +48,7 @@ typedef struct origin_config {
     int log_level;
 
     int64_t srt_latency_ms;
+    int srt_tsbpd;
     int64_t srt_stall_ms;
     int64_t srt_probe_ms;
 
