@@ -35,7 +35,8 @@ typedef struct worker {
     int state;
     int stop;                    /* asked to stop */
     const edge_config_t *reload; /* a reload to apply, or NULL */
-    int reload_strict, reload_done, reload_rv;
+    edge__reload_t rl;           /* how, and what became of the upstream lists */
+    int reload_done, reload_rv;
     char err[512];
 } worker_t;
 
@@ -51,7 +52,8 @@ struct edge_daemon {
     unsigned n_done; /* under mu */
     int joined;
     int stopping;
-    char *restart_keys; /* the running values of what a reload cannot change */
+    char *restart_keys;      /* the running values of what a reload cannot change */
+    char *origins, *parents; /* the running upstream lists, as "URL, URL" for the log */
     void (*on_closed)(void *data);
     void *closed_data;
 };
@@ -78,12 +80,14 @@ static void on_cmd(uv_async_t *h)
 
     pthread_mutex_lock(&d->mu);
     const edge_config_t *cfg = w->reload;
-    int strict = w->reload_strict, stop = w->stop && !w->stopping;
+    edge__reload_t rl = w->rl;
+    int stop = w->stop && !w->stopping;
     w->reload = NULL;
     pthread_mutex_unlock(&d->mu);
     if (cfg != NULL) {
-        int rv = edge__server_reload(w->srv, cfg, strict, err, sizeof(err));
+        int rv = edge__server_reload(w->srv, cfg, &rl, err, sizeof(err));
         pthread_mutex_lock(&d->mu);
+        w->rl = rl;
         w->reload_rv = rv;
         snprintf(w->err, sizeof(w->err), "%s", err);
         w->reload_done = 1;
@@ -200,10 +204,6 @@ static char *restart_keys(const edge_config_t *c)
     sw_str_printf(&b, "listen=%s\ntls_listen=%s\nworkers=%lld\ncache_size=%lld\n",
                   c->listen ? c->listen : "", c->tls_listen ? c->tls_listen : "",
                   (long long)c->workers, (long long)c->cache_size);
-    for (size_t i = 0; i < c->n_origins; i++)
-        sw_str_printf(&b, "origin=%s\n", c->origins[i]);
-    for (size_t i = 0; i < c->n_parents; i++)
-        sw_str_printf(&b, "parent=%s\n", c->parents[i]);
     sw_str_printf(&b,
                   "[http] max_connections=%lld\n[http] max_header_bytes=%lld\n"
                   "[http] max_streams=%lld\n[http] idle_timeout=%lld\n"
@@ -251,13 +251,30 @@ static void log_restart_needed(const char *before, const char *now, const char *
     }
 }
 
-/* Hands `cfg` to worker `w` and waits until its thread has applied it. */
-static int reload_worker(edge_daemon_t *d, worker_t *w, const edge_config_t *cfg, int strict,
-                         char *err, size_t errlen)
+/* An upstream list as the log shows it: "URL, URL", or "none". */
+static char *list_text(char *const *urls, size_t n)
+{
+    sw_str_t b;
+    sw_str_init(&b);
+    for (size_t i = 0; i < n; i++)
+        sw_str_printf(&b, "%s%s", i ? ", " : "", urls[i]);
+    if (n == 0)
+        sw_str_puts(&b, "none");
+    if (b.failed) {
+        sw_str_dispose(&b);
+        return NULL;
+    }
+    return b.p;
+}
+
+/* Hands `cfg` to worker `w` and waits until its thread has applied it as `rl` says; `rl` then
+ * holds what became of the upstream lists. */
+static int reload_worker(edge_daemon_t *d, worker_t *w, const edge_config_t *cfg,
+                         edge__reload_t *rl, char *err, size_t errlen)
 {
     pthread_mutex_lock(&d->mu);
     w->reload = cfg;
-    w->reload_strict = strict;
+    w->rl = *rl;
     w->reload_done = 0;
     pthread_mutex_unlock(&d->mu);
     uv_async_send(&w->cmd);
@@ -267,8 +284,23 @@ static int reload_worker(edge_daemon_t *d, worker_t *w, const edge_config_t *cfg
     int rv = w->reload_rv;
     if (rv != 0)
         snprintf(err, errlen, "%s", w->err);
+    *rl = w->rl;
     pthread_mutex_unlock(&d->mu);
     return rv;
+}
+
+/* Logs the upstream lists that a reload changed, and keeps them as the running ones. Takes
+ * ownership of `origins` and `parents`. */
+static void note_upstreams(edge_daemon_t *d, char *origins, char *parents)
+{
+    if (strcmp(origins, d->origins) != 0)
+        sw_log(SW_LOG_INFO, "edge", "reload: origins now %s", origins);
+    if (strcmp(parents, d->parents) != 0)
+        sw_log(SW_LOG_INFO, "edge", "reload: parents now %s", parents);
+    free(d->origins);
+    free(d->parents);
+    d->origins = origins;
+    d->parents = parents;
 }
 
 int edge_daemon_reload(edge_daemon_t *d, edge_config_t *cfg, char *err, size_t errlen)
@@ -281,29 +313,49 @@ int edge_daemon_reload(edge_daemon_t *d, edge_config_t *cfg, char *err, size_t e
     if ((rv = edge_config_check(cfg, err, errlen)) != 0)
         return rv;
     char *keys = restart_keys(cfg);
-    if (keys == NULL) {
+    char *origins = list_text(cfg->origins, cfg->n_origins);
+    char *parents = list_text(cfg->parents, cfg->n_parents);
+    if (keys == NULL || origins == NULL || parents == NULL) {
         snprintf(err, errlen, "out of memory");
-        return EDGE_ERR_NOMEM;
+        rv = EDGE_ERR_NOMEM;
+        goto out;
     }
     /* The first worker finds a bad file before anything changed anywhere; the others load the
-     * same files, and one that still fails keeps its previous certificate or log. */
+     * same files, and one that still fails keeps its previous certificate or log. The first
+     * worker also decides on the upstream lists: if it refuses them (a bad URL), the others are
+     * not asked, so that every worker keeps fetching from the same upstreams. */
+    int upstreams = 1;
     for (unsigned i = 0; i < d->n; i++) {
         char werr[512];
-        rv = reload_worker(d, &d->w[i], cfg, i == 0, werr, sizeof(werr));
+        edge__reload_t rl = {.strict = i == 0, .upstreams = upstreams};
+        rv = reload_worker(d, &d->w[i], cfg, &rl, werr, sizeof(werr));
         if (rv != 0 && i == 0) {
             snprintf(err, errlen, "%s", werr);
-            free(keys);
-            return rv;
+            goto out;
         }
         if (rv != 0)
             sw_log(SW_LOG_ERROR, "edge", "reload: worker %u: %s; it keeps the previous one", i,
                    werr);
+        if (upstreams && !rl.upstreams && i == 0)
+            sw_log(SW_LOG_ERROR, "edge",
+                   "reload: origin/parent list refused: %s; the running one stays (origins %s; "
+                   "parents %s)",
+                   rl.up_err, d->origins, d->parents);
+        else if (upstreams && !rl.upstreams)
+            sw_log(SW_LOG_ERROR, "edge",
+                   "reload: worker %u: %s; it keeps its previous origins and parents", i,
+                   rl.up_err);
+        if (i == 0)
+            upstreams = rl.upstreams;
+    }
+    if (upstreams) {
+        note_upstreams(d, origins, parents);
+        origins = parents = NULL;
     }
     log_restart_needed(d->restart_keys, keys, "new");
     log_restart_needed(keys, d->restart_keys, "removed");
     /* d->restart_keys keeps the running values: the next reload compares with what is in
      * effect, not with this file. */
-    free(keys);
     sw_log_set_level(cfg->log_level);
     sw_log(SW_LOG_INFO, "edge",
            "reloaded: %u worker(s), %s, %zu signed-URL prefix(es), access log %s, log level %d",
@@ -313,7 +365,12 @@ int edge_daemon_reload(edge_daemon_t *d, edge_config_t *cfg, char *err, size_t e
     edge_config_dispose(d->cfg);
     free(d->cfg);
     d->cfg = cfg;
-    return 0;
+    rv = 0;
+out:
+    free(keys);
+    free(origins);
+    free(parents);
+    return rv;
 }
 
 void edge_daemon_shutdown(edge_daemon_t *d, void (*on_closed)(void *data), void *data)
@@ -327,10 +384,8 @@ void edge_daemon_shutdown(edge_daemon_t *d, void (*on_closed)(void *data), void 
 
 static void shared_dispose(edge__shared_t *sh)
 {
-    for (unsigned i = 0; sh->workers != NULL && i < sh->n_workers; i++) {
+    for (unsigned i = 0; sh->workers != NULL && i < sh->n_workers; i++)
         pthread_mutex_destroy(&sh->workers[i].mu);
-        free(sh->workers[i].healthy);
-    }
     free(sh->workers);
     edge_web_free(sh->web);
     edge_cache_free(sh->cache);
@@ -340,7 +395,6 @@ static int shared_init(edge__shared_t *sh, const edge_config_t *cfg, unsigned n)
 {
     edge_cache_config_t cc;
     memset(sh, 0, sizeof(*sh));
-    sh->n_origins = cfg->n_origins;
     edge_cache_config_init(&cc);
     cc.budget_bytes = (size_t)cfg->cache_size;
     if (cc.max_object_bytes > cc.budget_bytes / 4)
@@ -351,13 +405,8 @@ static int shared_init(edge__shared_t *sh, const edge_config_t *cfg, unsigned n)
     if ((sh->workers = calloc(n, sizeof(*sh->workers))) == NULL)
         goto fail;
     for (; sh->n_workers < n; sh->n_workers++) {
-        edge__wstats_t *w = &sh->workers[sh->n_workers];
-        if ((w->healthy = calloc(cfg->n_origins, sizeof(*w->healthy))) == NULL)
+        if (pthread_mutex_init(&sh->workers[sh->n_workers].mu, NULL) != 0)
             goto fail;
-        if (pthread_mutex_init(&w->mu, NULL) != 0) {
-            free(w->healthy);
-            goto fail;
-        }
     }
     return 0;
 fail:
@@ -382,8 +431,10 @@ int edge_daemon_new(edge_daemon_t **out, uv_loop_t *loop, edge_config_t *cfg, ch
     d->n = cfg->workers > 0 ? (unsigned)cfg->workers : edge_default_workers();
     if ((d->w = calloc(d->n, sizeof(*d->w))) == NULL)
         goto fail_daemon;
-    if ((d->restart_keys = restart_keys(cfg)) == NULL)
-        goto fail_workers;
+    if ((d->restart_keys = restart_keys(cfg)) == NULL ||
+        (d->origins = list_text(cfg->origins, cfg->n_origins)) == NULL ||
+        (d->parents = list_text(cfg->parents, cfg->n_parents)) == NULL)
+        goto fail_keys;
     if ((rv = shared_init(&d->sh, cfg, d->n)) != 0) {
         snprintf(err, errlen, "cache: %s", edge_strerror(rv));
         goto fail_keys;
@@ -449,8 +500,9 @@ fail_mutex:
 fail_shared:
     shared_dispose(&d->sh);
 fail_keys:
+    free(d->origins);
+    free(d->parents);
     free(d->restart_keys);
-fail_workers:
     free(d->w);
 fail_daemon:
     free(d);
@@ -472,6 +524,8 @@ void edge_daemon_free(edge_daemon_t *d)
     edge_config_dispose(d->cfg);
     free(d->cfg);
     free(d->restart_keys);
+    free(d->origins);
+    free(d->parents);
     free(d->w);
     free(d);
 }

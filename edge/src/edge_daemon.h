@@ -38,7 +38,9 @@ typedef struct edge__wstats {
     atomic_uint_fast64_t requests; /* received by this worker: current, not copied */
     sw_http_stats_t http;
     edge_upstream_stats_t up;
-    int *healthy; /* per origin, n_origins */
+    size_t n_origins;                      /* the worker's origins, as its last reload left them */
+    uint64_t origin_id[EDGE_UPSTREAM_MAX]; /* edge__hash() of each one's URL */
+    unsigned char healthy[EDGE_UPSTREAM_MAX];
 } edge__wstats_t;
 
 typedef struct edge__shared {
@@ -48,7 +50,6 @@ typedef struct edge__shared {
     edge__stats_t stats;
     edge__wstats_t *workers; /* n_workers */
     unsigned n_workers;
-    size_t n_origins;
 } edge__shared_t;
 
 /* ---- one worker's server (edge_server.c) ---- */
@@ -64,13 +65,23 @@ typedef struct edge_server edge_server_t;
 int edge__server_new(edge_server_t **out, uv_loop_t *loop, const edge_config_t *cfg,
                      edge__shared_t *sh, unsigned index, char *err, size_t errlen);
 
+/* How a worker applies a reload (edge__server_reload()). */
+typedef struct edge__reload {
+    int strict;       /* in: any failure of the log or certificate changes nothing */
+    int upstreams;    /* in: 1 to switch the fetcher to cfg's origins and parents; out: 0 if
+                         they were refused, and the running ones stay */
+    char up_err[256]; /* out: why they were refused, naming the URL */
+} edge__reload_t;
+
 /**
  * On the worker's thread: reopens the access log, reloads the certificate and switches to `cfg`.
- * With `strict`, any failure leaves everything as it was and is returned; otherwise the server
- * switches to `cfg` anyway and keeps the log or certificate that failed. Returns 0,
- * EDGE_ERR_INVAL or EDGE_ERR_NOMEM, with err set.
+ * With r->strict, any failure leaves everything as it was and is returned; otherwise the server
+ * switches to `cfg` anyway and keeps the log or certificate that failed. Then, once switched and
+ * if r->upstreams, it switches the fetcher to cfg's origins and parents: a refusal there (see
+ * r->upstreams) leaves the rest of the reload applied and is not part of the return value.
+ * Returns 0, EDGE_ERR_INVAL or EDGE_ERR_NOMEM, with err set.
  */
-int edge__server_reload(edge_server_t *s, const edge_config_t *cfg, int strict, char *err,
+int edge__server_reload(edge_server_t *s, const edge_config_t *cfg, edge__reload_t *r, char *err,
                         size_t errlen);
 
 /** Drains and closes (see edge_daemon_shutdown()); `on_closed(data)` once every handle is

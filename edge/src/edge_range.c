@@ -1,9 +1,11 @@
 /*
- * edge_range.c: the Range request header (RFC 9110 section 14) and If-None-Match (section 13.1.2).
+ * edge_range.c: the Range request header (RFC 9110 section 14), the multipart/byteranges framing
+ * of several ranges (section 14.6), and If-None-Match (section 13.1.2).
  *
  * A server may always ignore Range and send 200, so everything doubtful is ignored rather than
  * answered with an error: that is never wrong, and it bounds the work a hostile list can cause.
  */
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -49,12 +51,12 @@ static int none(const char **why, const char *reason)
 int edge_range_parse(const char *hdr, size_t len, int64_t length, edge_range_set_t *out,
                      const char **err_desc)
 {
-    cursor_t c = {hdr, hdr + len};
     size_t nspecs = 0;
 
     out->n = 0;
-    if (hdr == NULL)
+    if (hdr == NULL) /* before any arithmetic on it: NULL + 0 is undefined too */
         return none(err_desc, "no Range header");
+    cursor_t c = {hdr, hdr + len};
     skip_ows(&c);
     if (c.end - c.p < 6 || strncasecmp(c.p, "bytes=", 6) != 0)
         return none(err_desc, "range unit is not bytes");
@@ -137,6 +139,74 @@ int edge_range_parse(const char *hdr, size_t len, int64_t length, edge_range_set
     return EDGE_RANGE_RANGES;
 }
 
+void edge_range_coalesce(edge_range_set_t *set)
+{
+    size_t k = 0;
+
+    if (set->n == 0)
+        return;
+    for (size_t i = 1; i < set->n; i++) {
+        edge_range_t *prev = &set->r[k];
+        if (prev->last != EDGE_RANGE_OPEN && set->r[i].first == prev->last + 1)
+            prev->last = set->r[i].last;
+        else
+            set->r[++k] = set->r[i];
+    }
+    set->n = k + 1;
+}
+
+/* Appends text to a buffer that may be too small: past the first piece that does not fit, only
+ * the length keeps counting, so one walk both measures and writes. */
+typedef struct sink {
+    char *p;
+    size_t cap, len;
+} sink_t;
+
+static void put(sink_t *s, const char *str)
+{
+    size_t n = strlen(str);
+    if (s->p != NULL && s->len <= s->cap && n <= s->cap - s->len)
+        memcpy(s->p + s->len, str, n);
+    s->len += n;
+}
+
+static void put_delimiter(sink_t *s, const char *boundary, int first)
+{
+    /* The first delimiter opens the body: its CRLF would only be an empty preamble. */
+    put(s, first ? "--" : "\r\n--");
+    put(s, boundary);
+}
+
+size_t edge_byteranges_layout(const edge_range_set_t *set, uint64_t length, const char *ctype,
+                              const char *boundary, char *out, size_t outlen,
+                              size_t off[EDGE_RANGE_MAX + 2], uint64_t *body_len)
+{
+    sink_t s = {out, out != NULL ? outlen : 0, 0};
+    uint64_t data = 0;
+    char cr[128];
+
+    for (size_t i = 0; i < set->n; i++) {
+        const edge_range_t *r = &set->r[i];
+        off[i] = s.len;
+        put_delimiter(&s, boundary, i == 0);
+        if (ctype != NULL && ctype[0] != '\0') {
+            put(&s, "\r\nContent-Type: ");
+            put(&s, ctype);
+        }
+        snprintf(cr, sizeof(cr), "\r\nContent-Range: bytes %llu-%llu/%llu\r\n\r\n",
+                 (unsigned long long)r->first, (unsigned long long)r->last,
+                 (unsigned long long)length);
+        put(&s, cr);
+        data += r->last - r->first + 1;
+    }
+    off[set->n] = s.len;
+    put_delimiter(&s, boundary, 0);
+    put(&s, "--\r\n");
+    off[set->n + 1] = s.len;
+    *body_len = s.len + data;
+    return s.len;
+}
+
 /* The opaque-tag of an entity-tag, quotes included, without a W/ prefix. */
 static void opaque(const char **p, size_t *n)
 {
@@ -148,13 +218,13 @@ static void opaque(const char **p, size_t *n)
 
 int edge_etag_match(const char *hdr, size_t len, const char *etag)
 {
-    cursor_t c = {hdr, hdr + len};
     const char *cur = etag;
     size_t curlen = etag != NULL ? strlen(etag) : 0;
     int matched = 0, ntags = 0;
 
     if (hdr == NULL)
         return 0;
+    cursor_t c = {hdr, hdr + len};
     opaque(&cur, &curlen);
     skip_ows(&c);
     if (c.p < c.end && *c.p == '*') {

@@ -65,6 +65,7 @@ static void make_hop_id(void)
 
 typedef struct fetch_ctx fetch_ctx_t;
 typedef struct ereq ereq_t;
+typedef struct byteranges byteranges_t;
 
 struct edge_server {
     uv_loop_t *loop;
@@ -96,8 +97,9 @@ struct ereq {
     sw_http_req_t *req;
     edge_obj_t *obj; /* our reference */
     edge_sub_t sub;
-    uint64_t off; /* bytes of obj queued to the client */
-    uint64_t end; /* stop before this offset (a Range), UINT64_MAX: the whole object */
+    uint64_t off;     /* the next byte of obj to queue */
+    uint64_t end;     /* stop before this offset (a Range), UINT64_MAX: the whole object */
+    byteranges_t *br; /* several ranges: their framing and progress; else NULL */
     uint64_t bytes;
     uint64_t t0;         /* uv_now() at the request */
     int64_t upstream_ms; /* the fetch's time to first byte, if this request started it; else -1 */
@@ -106,6 +108,17 @@ struct ereq {
     const char *xcache;
     fetch_ctx_t *fc; /* the fetch this request started, while both live */
     ereq_t *prev, *next;
+};
+
+/* The framing of a multipart/byteranges answer (RFC 9110 section 14.6), laid out before the
+ * head, as its length is part of Content-Length: framing i goes out before range i, framing n
+ * (the close-delimiter) after the last range. */
+struct byteranges {
+    edge_range_set_t set;
+    size_t off[EDGE_RANGE_MAX + 2];     /* framing i is text[off[i]..off[i+1]) */
+    size_t next;                        /* the framing to send next */
+    char ctype[64 + EDGE_BOUNDARY_MAX]; /* the response's Content-Type, with the boundary */
+    char text[];
 };
 
 /* One upstream fetch filling one object. */
@@ -212,6 +225,7 @@ static void ereq_free(ereq_t *r)
 {
     edge_obj_unsubscribe(&r->sub);
     edge_obj_unref(r->obj);
+    free(r->br);
     if (r->fc != NULL)
         r->fc->owner = NULL;
     if (r->prev != NULL)
@@ -240,15 +254,55 @@ static int write_piece(void *data, sw_rbuf_t *b, size_t boff, size_t len)
     return 0;
 }
 
-/* Which part of a 200 object to send: 304 on a matching If-None-Match, 206 for one satisfiable
- * range, 416 when none is, else the whole body. Sets r->off and r->end; returns the status.
- * A range needs the length: an object still filling from a chunked origin answer has none yet,
- * so its Range is ignored and the whole body streams (RFC 9110 lets a server ignore Range), while
- * an object with a Content-Length is served from its bytes as they arrive. Several ranges get the
- * whole body too (also allowed), which spares multipart/byteranges; edge_range_parse() has
- * already capped their number and refused overlaps. */
-static int choose_part(ereq_t *r, const char *etag, int64_t len, char *crange, size_t crlen,
-                       int64_t *clen)
+/* A boundary must not occur in the parts' bytes: 64 random bits make that as likely as guessing
+ * them, and a new one per response keeps an origin from planting it in an object. */
+static void make_boundary(char out[17])
+{
+    uint8_t b[8];
+    if (uv_random(NULL, NULL, b, sizeof(b), 0, NULL) != 0) {
+        uint64_t v = uv_hrtime() ^ ((uint64_t)(uintptr_t)out << 16);
+        memcpy(b, &v, sizeof(b));
+    }
+    for (size_t i = 0; i < sizeof(b); i++)
+        snprintf(out + 2 * i, 3, "%02x", b[i]);
+}
+
+/* Sets r up to answer the ranges of `set` (two or more) of an object of `len` bytes as
+ * multipart/byteranges. Its length is known up front, so it streams from an object still filling
+ * as a single range does: pump() waits on each range in turn. Out of memory, the whole body goes
+ * out with 200 instead, which is always allowed. */
+static int choose_byteranges(ereq_t *r, const edge_range_set_t *set, const char *ctype, int64_t len,
+                             int64_t *clen)
+{
+    char boundary[17];
+    size_t off[EDGE_RANGE_MAX + 2];
+    uint64_t body;
+
+    make_boundary(boundary);
+    size_t tlen = edge_byteranges_layout(set, (uint64_t)len, ctype, boundary, NULL, 0, off, &body);
+    byteranges_t *br = malloc(sizeof(*br) + tlen);
+    if (br == NULL)
+        return 200;
+    edge_byteranges_layout(set, (uint64_t)len, ctype, boundary, br->text, tlen, br->off, &body);
+    br->set = *set;
+    br->next = 0;
+    snprintf(br->ctype, sizeof(br->ctype), "multipart/byteranges; boundary=%s", boundary);
+    r->br = br;
+    r->off = r->end = 0; /* an empty span: pump() goes straight to framing 0 */
+    *clen = (int64_t)body;
+    return 206;
+}
+
+/* Which part of a 200 object to send: 304 on a matching If-None-Match, 206 for satisfiable ranges
+ * (one: its Content-Range in `crange`; several: multipart/byteranges, set up in r->br), 416 with
+ * a Content-Range when none is satisfiable, else the whole body. Sets r->off, r->end and the body
+ * length in *clen; returns the status. A range needs the length: an object still filling from a
+ * chunked origin answer has none yet, so its Range is ignored and the whole body streams (RFC 9110
+ * lets a server ignore Range), while an object with a Content-Length is served from its bytes as
+ * they arrive. edge_range_parse() has already capped the number of ranges and refused overlaps,
+ * so a multipart body is at most the object plus 16 part heads and a closing line. */
+static int choose_part(ereq_t *r, const char *etag, const char *ctype, int64_t len, char *crange,
+                       size_t crlen, int64_t *clen)
 {
     sw_http_req_t *req = r->req;
     const char *inm = sw_http_req_header(req, "if-none-match");
@@ -277,8 +331,11 @@ static int choose_part(ereq_t *r, const char *etag, int64_t len, char *crange, s
         *clen = 0;
         return 416;
     }
-    if (res != EDGE_RANGE_RANGES || set.n != 1)
+    if (res != EDGE_RANGE_RANGES)
         return 200;
+    edge_range_coalesce(&set);
+    if (set.n > 1)
+        return choose_byteranges(r, &set, ctype, len, clen);
     r->off = set.r[0].first;
     r->end = set.r[0].last + 1;
     *clen = (int64_t)(r->end - r->off);
@@ -291,17 +348,25 @@ static int start_response(ereq_t *r)
 {
     edge_obj_t *o = r->obj;
     const char *m[META_N];
-    char age[32], crange[80];
+    char age[32], crange[80] = "";
     sw_http_header_t h[10];
     size_t n = 0;
-    int64_t clen = -1;
     int status = edge_obj_status(o);
+    int64_t clen = edge_obj_state(o) == EDGE_OBJ_COMPLETE ? (int64_t)edge_obj_size(o)
+                                                          : edge_obj_content_length(o);
 
     meta_get(o, m);
+    int ranges = status == 200 && clen >= 0;
+    r->off = 0;
+    r->end = UINT64_MAX;
+    if (status == 200)
+        status = choose_part(r, m[META_ETAG], m[META_CTYPE], clen, crange, sizeof(crange), &clen);
     h[n++] = cors;
     h[n++] = (sw_http_header_t){"x-cache", r->xcache};
-    if (m[META_CTYPE][0])
-        h[n++] = (sw_http_header_t){"content-type", m[META_CTYPE]};
+    /* With several ranges the object's type goes in each part; the response is the multipart. */
+    const char *ctype = r->br != NULL ? r->br->ctype : m[META_CTYPE];
+    if (ctype[0])
+        h[n++] = (sw_http_header_t){"content-type", ctype};
     if (m[META_CC][0])
         h[n++] = (sw_http_header_t){"cache-control", m[META_CC]};
     if (m[META_ETAG][0])
@@ -309,19 +374,10 @@ static int start_response(ereq_t *r)
     int64_t t = strtoll(m[META_TIME], NULL, 10), now = sw_now_ms();
     snprintf(age, sizeof(age), "%lld", (long long)(t > 0 && now > t ? (now - t) / 1000 : 0));
     h[n++] = (sw_http_header_t){"age", age};
-    if (edge_obj_state(o) == EDGE_OBJ_COMPLETE)
-        clen = (int64_t)edge_obj_size(o);
-    else
-        clen = edge_obj_content_length(o);
-    r->off = 0;
-    r->end = UINT64_MAX;
-    if (status == 200) {
-        if (clen >= 0)
-            h[n++] = (sw_http_header_t){"accept-ranges", "bytes"};
-        status = choose_part(r, m[META_ETAG], clen, crange, sizeof(crange), &clen);
-        if (status == 206 || status == 416)
-            h[n++] = (sw_http_header_t){"content-range", crange};
-    }
+    if (ranges)
+        h[n++] = (sw_http_header_t){"accept-ranges", "bytes"};
+    if (crange[0])
+        h[n++] = (sw_http_header_t){"content-range", crange};
     r->status = status;
     count(r->srv, r->req, status);
     if (sw_http_start(r->req, status, h, n, clen) != 0)
@@ -330,9 +386,29 @@ static int start_response(ereq_t *r)
     return 0;
 }
 
-/* Writes what arrived since the last call, up to the end of the requested part; ends the
- * response once the part is out or the object is complete. Returns 1 if the request is finished
- * (r freed). */
+/* At the end of a span of a multipart answer: queues the framing that follows it and moves r->off
+ * and r->end to the next range. Returns 1 if there is one, 0 once the body is complete (at once
+ * for a single span), -1 if the write failed. */
+static int next_span(ereq_t *r)
+{
+    byteranges_t *br = r->br;
+    if (br == NULL || br->next > br->set.n)
+        return 0;
+    size_t i = br->next++;
+    size_t len = br->off[i + 1] - br->off[i];
+    if (sw_http_write(r->req, br->text + br->off[i], len) != 0)
+        return -1;
+    r->bytes += len;
+    if (i == br->set.n)
+        return 0; /* that was the close-delimiter */
+    r->off = br->set.r[i].first;
+    r->end = br->set.r[i].last + 1;
+    return 1;
+}
+
+/* Writes what arrived since the last call, up to the end of the requested span (of each span in
+ * turn, with their framing, for several ranges); ends the response once the body is out or the
+ * object is complete. Returns 1 if the request is finished (r freed). */
 static int pump(ereq_t *r)
 {
     if (!r->started && start_response(r) != 0)
@@ -341,11 +417,18 @@ static int pump(ereq_t *r)
      * separate reads, and a COMPLETE read after a stale size would end the response short. */
     uint64_t size;
     edge_obj_state_t st = edge_obj_progress(r->obj, &size);
-    uint64_t lim = size < r->end ? size : r->end;
-    if (lim > r->off && edge_obj_chunks(r->obj, r->off, lim - r->off, write_piece, r) != 0)
-        goto end;
-    if (r->off < r->end && st == EDGE_OBJ_FILLING)
-        return 0;
+    for (;;) {
+        uint64_t lim = size < r->end ? size : r->end;
+        if (lim > r->off && edge_obj_chunks(r->obj, r->off, lim - r->off, write_piece, r) != 0)
+            goto end;
+        if (r->off < r->end) {
+            if (st == EDGE_OBJ_FILLING)
+                return 0;
+            break;
+        }
+        if (next_span(r) != 1)
+            break;
+    }
 end:
     log_request(r->srv, r->req, r->status, r->bytes, r->t0, r->xcache, r->upstream_ms, 0);
     sw_http_end(r->req);
@@ -567,6 +650,21 @@ static int fetch_start(edge_server_t *s, edge_obj_t *o, const char *key, ereq_t 
 
 /* ---- metrics ----------------------------------------------------------------------------- */
 
+/* This worker's origins as its fetcher has them now (a reload may change them): edge__hash() of
+ * each URL, which other workers can compare without sharing the strings, and whether each is up.
+ * Returns how many. */
+static size_t my_origins(edge_server_t *s, uint64_t *ids, unsigned char *up)
+{
+    edge_upstream_node_stats_t ns;
+    size_t n = 0;
+    while (n < EDGE_UPSTREAM_MAX && edge_upstream_node_stats(s->up, n, &ns) == 0 && !ns.is_parent) {
+        ids[n] = edge__hash(ns.url, strlen(ns.url));
+        up[n] = (unsigned char)ns.healthy;
+        n++;
+    }
+    return n;
+}
+
 /* Copies this worker's HTTP and fetcher figures where other workers' /metrics read them. */
 static void publish_stats(edge_server_t *s)
 {
@@ -574,10 +672,7 @@ static void publish_stats(edge_server_t *s)
     pthread_mutex_lock(&w->mu);
     sw_http_server_stats(s->http, &w->http);
     edge_upstream_stats(s->up, &w->up);
-    for (size_t i = 0; i < s->sh->n_origins; i++) {
-        edge_upstream_node_stats_t ns;
-        w->healthy[i] = edge_upstream_node_stats(s->up, i, &ns) == 0 && ns.healthy;
-    }
+    w->n_origins = my_origins(s, w->origin_id, w->healthy);
     pthread_mutex_unlock(&w->mu);
 }
 
@@ -586,14 +681,14 @@ static void on_publish(uv_check_t *h)
     publish_stats(sw_container_of(h, edge_server_t, publish));
 }
 
-/* The figures of every worker, summed; an origin is healthy when every worker finds it so. */
+/* The figures of every worker, summed; origin ids[i] is healthy when every worker finds it so
+ * (during a reload a worker may not have it yet, or any more: that one is left out). */
 static void sum_workers(edge_server_t *s, sw_http_stats_t *hs, edge_upstream_stats_t *us,
-                        int *healthy)
+                        const uint64_t *ids, unsigned char *healthy, size_t n_origins)
 {
     memset(hs, 0, sizeof(*hs));
     memset(us, 0, sizeof(*us));
-    for (size_t i = 0; i < s->sh->n_origins; i++)
-        healthy[i] = 1;
+    memset(healthy, 1, n_origins);
     for (unsigned k = 0; k < s->sh->n_workers; k++) {
         edge__wstats_t *w = &s->sh->workers[k];
         pthread_mutex_lock(&w->mu);
@@ -611,8 +706,11 @@ static void sum_workers(edge_server_t *s, sw_http_stats_t *hs, edge_upstream_sta
             us->attempts_by_kind[j] += w->up.attempts_by_kind[j];
             us->heads_by_kind[j] += w->up.heads_by_kind[j];
         }
-        for (size_t i = 0; i < s->sh->n_origins; i++)
-            healthy[i] &= w->healthy[i];
+        for (size_t i = 0; i < n_origins; i++) {
+            for (size_t j = 0; j < w->n_origins; j++)
+                if (w->origin_id[j] == ids[i])
+                    healthy[i] &= w->healthy[j];
+        }
         pthread_mutex_unlock(&w->mu);
     }
 }
@@ -626,16 +724,14 @@ static void serve_metrics(edge_server_t *s, sw_http_req_t *req)
     edge_cache_stats_t cs;
     edge_upstream_stats_t us;
     sw_http_stats_t hs;
-    int *healthy = calloc(s->sh->n_origins, sizeof(*healthy));
+    uint64_t ids[EDGE_UPSTREAM_MAX];
+    unsigned char healthy[EDGE_UPSTREAM_MAX];
 
-    if (healthy == NULL) {
-        respond_error(s, req, 500, "out of memory");
-        return;
-    }
     sw_str_init(&b);
     edge_cache_stats(s->cache, &cs);
     publish_stats(s);
-    sum_workers(s, &hs, &us, healthy);
+    size_t n_origins = my_origins(s, ids, healthy);
+    sum_workers(s, &hs, &us, ids, healthy, n_origins);
     sw_str_puts(&b, "# TYPE shortwave_edge_requests_total counter\n");
     for (int p = 0; p < 3; p++)
         for (int c = 0; c < 6; c++)
@@ -706,13 +802,12 @@ static void serve_metrics(edge_server_t *s, sw_http_req_t *req)
                   (double)GET(st->ttfb_sum_us) / 1e6);
     sw_str_printf(&b, "shortwave_edge_upstream_ttfb_seconds_count %llu\n", GET(st->ttfb_count));
     sw_str_puts(&b, "# TYPE shortwave_edge_upstream_healthy gauge\n");
-    for (size_t i = 0; i < s->sh->n_origins; i++) {
+    for (size_t i = 0; i < n_origins; i++) {
         edge_upstream_node_stats_t ns;
         if (edge_upstream_node_stats(s->up, i, &ns) == 0)
             sw_str_printf(&b, "shortwave_edge_upstream_healthy{upstream=\"%s\"} %d\n", ns.url,
                           healthy[i]);
     }
-    free(healthy);
     if (s->sh->overlay != NULL)
         edge_overlay_metrics(s->sh->overlay, &b);
     if (b.failed)
@@ -1026,12 +1121,21 @@ static void on_wake(uv_async_t *h)
     edge_waker_run(s->waker);
 }
 
-int edge__server_reload(edge_server_t *s, const edge_config_t *cfg, int strict, char *err,
+/* The fetcher's origins and parents, from the daemon's configuration. */
+static void upstream_lists(edge_upstream_config_t *uc, const edge_config_t *cfg)
+{
+    uc->origins = (const char *const *)cfg->origins;
+    uc->n_origins = cfg->n_origins;
+    uc->parents = (const char *const *)cfg->parents;
+    uc->n_parents = cfg->n_parents;
+}
+
+int edge__server_reload(edge_server_t *s, const edge_config_t *cfg, edge__reload_t *r, char *err,
                         size_t errlen)
 {
     edge__alog_t alog;
     const char *why = NULL;
-    int rv, failed = 0;
+    int rv, failed = 0, strict = r->strict;
 
     if ((rv = edge__alog_open(&alog, cfg->access_log, err, errlen)) != 0) {
         if (strict)
@@ -1056,6 +1160,15 @@ int edge__server_reload(edge_server_t *s, const edge_config_t *cfg, int strict, 
         s->alog = alog;
     }
     s->cfg = cfg;
+    /* The upstream lists after the strict part: refusing them (a bad URL) changes nothing, so it
+     * refuses only them, and fetches in flight go on (see edge_upstream_reconfigure()). */
+    if (r->upstreams) {
+        edge_upstream_config_t uc;
+        edge_upstream_config_init(&uc);
+        upstream_lists(&uc, cfg);
+        if (edge_upstream_reconfigure(s->up, &uc, r->up_err, sizeof(r->up_err)) != 0)
+            r->upstreams = 0;
+    }
     return failed;
 }
 
@@ -1108,10 +1221,7 @@ int edge__server_new(edge_server_t **out, uv_loop_t *loop, const edge_config_t *
     s->cfg = cfg;
     s->alog.fd = -1;
     edge_upstream_config_init(&uc);
-    uc.origins = (const char *const *)cfg->origins;
-    uc.n_origins = cfg->n_origins;
-    uc.parents = (const char *const *)cfg->parents;
-    uc.n_parents = cfg->n_parents;
+    upstream_lists(&uc, cfg);
     char hop_line[64];
     uv_once(&hop_once, make_hop_id);
     snprintf(hop_line, sizeof(hop_line), "%s: %s", HOP_HEADER, hop_id);

@@ -9,6 +9,7 @@
  * the multi handle (starting a fetch, cancelling one, closing the fetcher) is recorded and done
  * once control is back in this file (leave()).
  */
+#include <assert.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,8 +23,18 @@
 
 #define MAX_HEADER_BYTES (64 * 1024)
 
+/*
+ * An upstream. Nodes are refcounted because a reload (edge_upstream_reconfigure()) may drop one
+ * that fetches in flight still point at: u->nodes[] holds one reference while the node is
+ * configured, and a fetch one per entry of its cand[] plus one on its located origin. A node
+ * leaves u->nodes[] with its health check stopped, so a node that only fetches hold has no check
+ * handle and is freed by whichever fetch lets go of it last.
+ */
 typedef struct up_node {
-    int kind;   /* XFER_CHECK: what the check handle's CURLINFO_PRIVATE points at */
+    int kind;       /* XFER_CHECK: what the check handle's CURLINFO_PRIVATE points at */
+    unsigned refs;  /* see above */
+    int configured; /* in u->nodes[], at index idx */
+    size_t idx;
     char *url;  /* as configured */
     char *base; /* scheme rewritten for libcurl: h2c:// becomes http:// */
     uint64_t hash;
@@ -38,9 +49,8 @@ typedef struct up_node {
     edge_upstream_node_stats_t st;
 } up_node_t;
 
-/* In edge_fetch_t.cand[]: the fetch's own located origin rather than a configured node. */
-#define CAND_LOCATED 0xff
-_Static_assert(EDGE_UPSTREAM_MAX < CAND_LOCATED, "node indexes fit below CAND_LOCATED");
+/* Room in edge_fetch_t.cand[]: a full list, then a full list more after a reload. */
+#define MAX_CAND (2 * (EDGE_UPSTREAM_MAX + 1))
 
 /* What CURLINFO_PRIVATE points at: a fetch or a health check. */
 enum { XFER_FETCH = 1, XFER_CHECK = 2 };
@@ -62,10 +72,12 @@ struct edge_fetch {
     char *path;
     struct edge_fetch *next, *prev;
 
-    uint8_t cand[EDGE_UPSTREAM_MAX + 1]; /* upstreams to try, in order; CAND_LOCATED: `loc` */
+    up_node_t *cand[MAX_CAND]; /* upstreams tried and to try, in order; a reference each */
     size_t n_cand, cur;
-    up_node_t loc;  /* the located origin (edge_fetch_opts_t), when loc.url is set */
-    int loc_origin; /* or the configured origin it names, tried first; -1: none */
+    unsigned gen;       /* u->gen when cand[] was ordered */
+    up_node_t *located; /* our reference on the located origin (edge_fetch_opts_t), or NULL:
+                           a configured origin with the same base, else a node of its own */
+    char *key;          /* the hash key (edge_fetch_opts_t), or NULL: the path */
 
     unsigned attached : 1;  /* in the multi */
     unsigned pending : 1;   /* started from inside libcurl: added in leave() */
@@ -77,6 +89,7 @@ struct edge_fetch {
     unsigned oom : 1;        /* allocation failed in a libcurl callback */
     unsigned retired : 1;    /* no longer counted in st.in_flight */
     unsigned too_big : 1;    /* headers over MAX_HEADER_BYTES */
+    unsigned origins_only : 1;
 
     int status;
     char *hbuf; /* "name\0value\0" pairs of the response being read */
@@ -91,11 +104,12 @@ struct edge_fetch {
 struct edge_upstream {
     uv_loop_t *loop;
     CURLM *multi;
-    uv_timer_t timer;        /* libcurl's timeout */
-    uv_timer_t health_timer; /* health check interval */
-    up_node_t nodes[EDGE_UPSTREAM_MAX];
-    size_t n_nodes; /* origins first, then parents */
+    uv_timer_t timer;                    /* libcurl's timeout */
+    uv_timer_t health_timer;             /* health check interval */
+    up_node_t *nodes[EDGE_UPSTREAM_MAX]; /* a reference each */
+    size_t n_nodes;                      /* origins first, then parents */
     size_t n_origins;
+    unsigned gen; /* edge_upstream_reconfigure() calls so far */
     uint64_t parent_hash[EDGE_UPSTREAM_MAX];
     unsigned char parent_up[EDGE_UPSTREAM_MAX];
     edge_upstream_config_t cfg;
@@ -189,8 +203,29 @@ static void set_err(char *err, size_t errlen, const char *msg, const char *arg)
         snprintf(err, errlen, "%s%s%s", msg, arg ? ": " : "", arg ? arg : "");
 }
 
-/* Accepts http://, https:// and h2c:// followed by a host and no path. */
-static int node_init(up_node_t *n, const char *url, int is_parent, int h2)
+static void node_free(up_node_t *n)
+{
+    assert(n->check == NULL && !n->configured);
+    free(n->url);
+    free(n->base);
+    free(n);
+}
+
+static up_node_t *node_ref(up_node_t *n)
+{
+    n->refs++;
+    return n;
+}
+
+static void node_unref(up_node_t *n)
+{
+    if (n != NULL && --n->refs == 0)
+        node_free(n);
+}
+
+/* Accepts http://, https:// and h2c:// followed by a host and no path. The node has one
+ * reference, no health check, and is not configured. */
+static int node_new(up_node_t **out, const char *url, int is_parent, int h2)
 {
     static const char *const schemes[] = {"http://", "https://", "h2c://"};
     size_t k;
@@ -206,11 +241,13 @@ static int node_init(up_node_t *n, const char *url, int is_parent, int h2)
         hl--;
     if (hl == 0 || memchr(host, '/', hl) != NULL || memchr(host, '?', hl) != NULL)
         return EDGE_ERR_INVAL;
-    if ((n->url = strdup(url)) == NULL)
+    up_node_t *n = calloc(1, sizeof(*n));
+    if (n == NULL)
         return EDGE_ERR_NOMEM;
+    n->refs = 1;
     const char *scheme = k == 1 ? "https://" : "http://";
-    if ((n->base = malloc(strlen(scheme) + hl + 1)) == NULL) {
-        free(n->url);
+    if ((n->url = strdup(url)) == NULL || (n->base = malloc(strlen(scheme) + hl + 1)) == NULL) {
+        node_free(n);
         return EDGE_ERR_NOMEM;
     }
     sprintf(n->base, "%s%.*s", scheme, (int)hl, host);
@@ -231,19 +268,19 @@ static int node_init(up_node_t *n, const char *url, int is_parent, int h2)
     n->st.url = n->url;
     n->st.is_parent = is_parent;
     n->st.healthy = 1;
+    *out = n;
     return 0;
 }
 
 /* The upstream the fetch's current attempt goes to. */
 static up_node_t *cur_node(edge_fetch_t *f)
 {
-    uint8_t c = f->cand[f->cur];
-    return c == CAND_LOCATED ? &f->loc : &f->u->nodes[c];
+    return f->cand[f->cur];
 }
 
 static int node_kind(const edge_fetch_t *f, const up_node_t *n)
 {
-    if (n == &f->loc || (f->loc_origin >= 0 && n == &f->u->nodes[f->loc_origin]))
+    if (n == f->located)
         return EDGE_UPKIND_LOCATED;
     return n->is_parent ? EDGE_UPKIND_PARENT : EDGE_UPKIND_ORIGIN;
 }
@@ -397,10 +434,12 @@ static void fetch_free(edge_fetch_t *f)
         f->next->prev = f->prev;
     retire(f);
     curl_easy_cleanup(f->easy);
+    for (size_t i = 0; i < f->n_cand; i++)
+        node_unref(f->cand[i]);
+    node_unref(f->located);
+    free(f->key);
     free(f->path);
     free(f->hbuf);
-    free(f->loc.url);
-    free(f->loc.base);
     uv_close((uv_handle_t *)&f->fb_timer, on_fetch_closed);
 }
 
@@ -467,6 +506,67 @@ static int attempt(edge_fetch_t *f)
     return 0;
 }
 
+/*
+ * Lists the upstreams a fetch tries, in order: parents by rendezvous score of `key` (none when
+ * `origins_only`), then the located origin `loc` (may be NULL), then the other origins in order;
+ * down ones are skipped unless all are down, but a located origin that is not configured is
+ * always tried. Writes at most EDGE_UPSTREAM_MAX + 1 nodes to out[], takes no reference, and
+ * returns how many.
+ */
+static size_t order(edge_upstream_t *u, const char *key, int origins_only, up_node_t *loc,
+                    up_node_t **out)
+{
+    size_t n = 0;
+    int loc_checked = loc != NULL && loc->configured;
+    for (int pass = 0; pass < 2 && n == 0; pass++) {
+        size_t np = origins_only ? 0 : u->n_nodes - u->n_origins;
+        unsigned char left[EDGE_UPSTREAM_MAX];
+        for (size_t i = 0; i < np; i++)
+            left[i] = pass == 1 || u->parent_up[i];
+        int p;
+        while ((p = edge__hrw_pick(key, u->parent_hash, left, np)) >= 0) {
+            out[n++] = u->nodes[u->n_origins + (size_t)p];
+            left[p] = 0;
+        }
+        if (loc != NULL && (!loc_checked || pass == 1 || loc->healthy))
+            out[n++] = loc;
+        for (size_t i = 0; i < u->n_origins; i++) {
+            if (u->nodes[i] != loc && (pass == 1 || u->nodes[i]->healthy))
+                out[n++] = u->nodes[i];
+        }
+    }
+    return n;
+}
+
+static const char *fetch_key(const edge_fetch_t *f)
+{
+    return f->key != NULL ? f->key : f->path;
+}
+
+/*
+ * A reload replaced the upstreams after f's candidates were ordered. Rather than go on through a
+ * list the operator has just changed (to an origin that was moved away, say), what is left to
+ * try is ordered again from the new lists, minus the upstreams this fetch already tried. The
+ * nodes it tried stay referenced by cand[], so comparing pointers is sound.
+ */
+static void replan(edge_fetch_t *f)
+{
+    edge_upstream_t *u = f->u;
+    up_node_t *next[EDGE_UPSTREAM_MAX + 1];
+    size_t n = order(u, fetch_key(f), f->origins_only, f->located, next);
+    for (size_t i = f->cur + 1; i < f->n_cand; i++)
+        node_unref(f->cand[i]);
+    f->n_cand = f->cur + 1;
+    for (size_t i = 0; i < n && f->n_cand < MAX_CAND; i++) {
+        size_t k = 0;
+        while (k < f->n_cand && f->cand[k] != next[i])
+            k++;
+        if (k == f->n_cand)
+            f->cand[f->n_cand++] = node_ref(next[i]);
+    }
+    f->gen = u->gen;
+}
+
 /* The current attempt failed before on_head: the next candidate, or on_done. */
 static void fail_over(edge_fetch_t *f, int kind, const char *why)
 {
@@ -475,6 +575,8 @@ static void fail_over(edge_fetch_t *f, int kind, const char *why)
     u->st.errors[kind]++;
     n->st.attempt_errors++;
     snprintf(f->reason, sizeof(f->reason), "%s%s: %s", n->url, f->path, why);
+    if (f->gen != u->gen)
+        replan(f);
     while (f->cur + 1 < f->n_cand) {
         f->cur++;
         u->st.failovers++;
@@ -527,6 +629,8 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *userdata)
     if (len <= 2 && (buf[0] == '\r' || buf[0] == '\n')) {
         if (f->status < 200)
             return len; /* end of a 1xx response */
+        if (f->status >= 500 && f->gen != u->gen)
+            replan(f); /* whether another upstream is left depends on the new lists */
         if (f->status >= 500 && f->cur + 1 < f->n_cand) {
             f->retry_5xx = 1;
             return 0;
@@ -688,7 +792,7 @@ static void set_healthy(edge_upstream_t *u, up_node_t *n, int healthy, const cha
     n->st.healthy = healthy;
     n->st.transitions++;
     if (n->is_parent)
-        u->parent_up[n - u->nodes - u->n_origins] = (unsigned char)healthy;
+        u->parent_up[n->idx - u->n_origins] = (unsigned char)healthy;
     if (healthy)
         sw_log(SW_LOG_INFO, "upstream", "%s is up again (%s)", n->url, why);
     else
@@ -699,7 +803,7 @@ static void set_healthy(edge_upstream_t *u, up_node_t *n, int healthy, const cha
 void edge__upstream_set_healthy(edge_upstream_t *u, size_t i, int healthy)
 {
     if (i < u->n_nodes)
-        set_healthy(u, &u->nodes[i], healthy, "set by caller");
+        set_healthy(u, u->nodes[i], healthy, "set by caller");
 }
 
 static size_t on_check_body(char *ptr, size_t size, size_t nmemb, void *userdata)
@@ -740,7 +844,7 @@ static void on_health_timer(uv_timer_t *t)
     edge_upstream_t *u = t->data;
     u->depth++;
     for (size_t i = 0; i < u->n_nodes; i++) {
-        up_node_t *n = &u->nodes[i];
+        up_node_t *n = u->nodes[i];
         if (n->check_running)
             continue;
         n->check_err[0] = '\0';
@@ -812,24 +916,164 @@ static void leave(edge_upstream_t *u)
         do_close(u);
 }
 
+/* ---- configured nodes ---------------------------------------------------------------------- */
+
+/* Gives a configured node its health check handle, reused for every check. */
+static int check_init(edge_upstream_t *u, up_node_t *n)
+{
+    if ((n->check = curl_easy_init()) == NULL)
+        return EDGE_ERR_UPSTREAM;
+    char *url = malloc(strlen(n->base) + strlen(u->health_path) + 1);
+    if (url == NULL) {
+        curl_easy_cleanup(n->check);
+        n->check = NULL;
+        return EDGE_ERR_NOMEM;
+    }
+    sprintf(url, "%s%s", n->base, u->health_path);
+    curl_easy_setopt(n->check, CURLOPT_URL, url);
+    free(url);
+    n->kind = XFER_CHECK;
+    curl_easy_setopt(n->check, CURLOPT_PRIVATE, &n->kind);
+    curl_easy_setopt(n->check, CURLOPT_HTTP_VERSION, n->http_version);
+    curl_easy_setopt(n->check, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(n->check, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(n->check, CURLOPT_PIPEWAIT, n->no_reuse ? 0L : 1L);
+    curl_easy_setopt(n->check, CURLOPT_FRESH_CONNECT, (long)n->no_reuse);
+    curl_easy_setopt(n->check, CURLOPT_FORBID_REUSE, (long)n->no_reuse);
+    curl_easy_setopt(n->check, CURLOPT_CONNECTTIMEOUT_MS, (long)u->cfg.connect_timeout_ms);
+    curl_easy_setopt(n->check, CURLOPT_TIMEOUT_MS, (long)u->cfg.health_timeout_ms);
+    curl_easy_setopt(n->check, CURLOPT_WRITEFUNCTION, on_check_body);
+    curl_easy_setopt(n->check, CURLOPT_ERRORBUFFER, n->check_err);
+    return 0;
+}
+
+/* Takes a node out of u->nodes[] (the caller drops that reference): no more health checks. */
+static void node_retire(edge_upstream_t *u, up_node_t *n)
+{
+    if (n->check_running)
+        curl_multi_remove_handle(u->multi, n->check);
+    n->check_running = 0;
+    curl_easy_cleanup(n->check);
+    n->check = NULL;
+    n->configured = 0;
+}
+
+static int check_lists(const edge_upstream_config_t *cfg, char *err, size_t errlen)
+{
+    size_t total = cfg->n_origins + cfg->n_parents;
+    if (total == 0 || total > EDGE_UPSTREAM_MAX) {
+        set_err(err, errlen, total ? "too many upstreams" : "no upstream configured", NULL);
+        return EDGE_ERR_INVAL;
+    }
+    return 0;
+}
+
+/*
+ * Builds the node list cfg names, origins then parents, into out[] with one reference each: a
+ * node of u->nodes[] with the same URL and role is taken as it is (its health state, counters
+ * and check go on), any other is new, with its own check. On failure nothing changed and err
+ * names the URL.
+ */
+static int nodes_build(edge_upstream_t *u, const edge_upstream_config_t *cfg, up_node_t **out,
+                       char *err, size_t errlen)
+{
+    size_t total = cfg->n_origins + cfg->n_parents, n = 0;
+    int rv = 0;
+    for (; n < total; n++) {
+        int parent = n >= cfg->n_origins;
+        const char *url = parent ? cfg->parents[n - cfg->n_origins] : cfg->origins[n];
+        url = url != NULL ? url : "";
+        up_node_t *old = NULL;
+        for (size_t i = 0; i < u->n_nodes && old == NULL; i++) {
+            old = u->nodes[i];
+            if (old->is_parent != parent || strcmp(old->url, url) != 0)
+                old = NULL;
+            for (size_t k = 0; k < n && old != NULL; k++)
+                old =
+                    out[k] == old ? NULL : old; /* listed twice: the second is a node of its own */
+        }
+        if (old != NULL) {
+            out[n] = node_ref(old);
+            continue;
+        }
+        if ((rv = node_new(&out[n], url, parent, u->cfg.http2_prior_knowledge)) != 0) {
+            set_err(err, errlen,
+                    rv == EDGE_ERR_NOMEM ? "out of memory"
+                    : parent             ? "bad parent URL"
+                                         : "bad origin URL",
+                    url);
+            goto fail;
+        }
+        if (u->cfg.health_interval_ms > 0 && (rv = check_init(u, out[n])) != 0) {
+            set_err(err, errlen, rv == EDGE_ERR_NOMEM ? "out of memory" : "curl_easy_init failed",
+                    NULL);
+            node_unref(out[n]);
+            goto fail;
+        }
+        if (out[n]->no_reuse)
+            sw_log(SW_LOG_WARN, "upstream",
+                   "%s: libcurl %s cannot reuse HTTP/2 prior-knowledge connections; one "
+                   "connection per request (HTTP/1.1 keeps connections alive)",
+                   url, curl_version_info(CURLVERSION_NOW)->version);
+    }
+    return 0;
+fail:
+    while (n-- > 0) {
+        if (!out[n]->configured) {
+            curl_easy_cleanup(out[n]->check);
+            out[n]->check = NULL;
+        }
+        node_unref(out[n]);
+    }
+    return rv;
+}
+
+/* Makes nodes[0..n) (one reference each, taken over) the configured list; the previous nodes
+ * that are not in it are retired, and fetches that still hold them keep them alive. */
+static void nodes_install(edge_upstream_t *u, up_node_t **nodes, size_t n, size_t n_origins)
+{
+    for (size_t i = 0; i < u->n_nodes; i++) {
+        up_node_t *old = u->nodes[i];
+        size_t k = 0;
+        while (k < n && nodes[k] != old)
+            k++;
+        if (k == n)
+            node_retire(u, old);
+        node_unref(old);
+    }
+    for (size_t i = 0; i < n; i++) {
+        up_node_t *nd = nodes[i];
+        u->nodes[i] = nd;
+        nd->idx = i;
+        nd->configured = 1;
+        if (i >= n_origins) {
+            u->parent_hash[i - n_origins] = nd->hash;
+            u->parent_up[i - n_origins] = (unsigned char)nd->healthy;
+        }
+    }
+    u->n_nodes = n;
+    u->n_origins = n_origins;
+    u->st.n_upstreams = n;
+    u->gen++;
+}
+
 /* ---- public API ---------------------------------------------------------------------------- */
 
 int edge_upstream_new(edge_upstream_t **out, uv_loop_t *loop, const edge_upstream_config_t *cfg,
                       char *err, size_t errlen)
 {
     edge_upstream_t *u;
-    int rv = EDGE_ERR_INVAL;
-    size_t total = cfg->n_origins + cfg->n_parents;
+    up_node_t *nodes[EDGE_UPSTREAM_MAX];
+    int rv;
 
-    if (total == 0 || total > EDGE_UPSTREAM_MAX) {
-        set_err(err, errlen, total ? "too many upstreams" : "no upstream configured", NULL);
+    if ((rv = check_lists(cfg, err, errlen)) != 0)
         goto fail;
-    }
     if (cfg->connect_timeout_ms == 0 || cfg->first_byte_timeout_ms == 0 ||
         cfg->total_timeout_ms == 0 || cfg->max_fetches == 0 ||
         (cfg->health_interval_ms > 0 && (cfg->health_fails == 0 || cfg->health_timeout_ms == 0 ||
                                          cfg->health_path == NULL || cfg->health_path[0] != '/'))) {
         set_err(err, errlen, "zero timeout or limit, or bad health_path", NULL);
+        rv = EDGE_ERR_INVAL;
         goto fail;
     }
     rv = EDGE_ERR_NOMEM;
@@ -851,32 +1095,10 @@ int edge_upstream_new(edge_upstream_t **out, uv_loop_t *loop, const edge_upstrea
         goto fail_path;
     }
     u->cfg.parent_header = NULL;
-    for (size_t i = 0; i < total; i++) {
-        int parent = i >= cfg->n_origins;
-        const char *url = parent ? cfg->parents[i - cfg->n_origins] : cfg->origins[i];
-        if ((rv = node_init(&u->nodes[i], url ? url : "", parent, cfg->http2_prior_knowledge))) {
-            set_err(err, errlen, rv == EDGE_ERR_NOMEM ? "out of memory" : "bad upstream URL", url);
-            goto fail_nodes;
-        }
-        u->n_nodes++;
-        if (parent) {
-            u->parent_hash[i - cfg->n_origins] = u->nodes[i].hash;
-            u->parent_up[i - cfg->n_origins] = 1;
-        }
-    }
-    u->n_origins = cfg->n_origins;
-    u->st.n_upstreams = total;
-    for (size_t i = 0; i < total; i++) {
-        if (u->nodes[i].no_reuse)
-            sw_log(SW_LOG_WARN, "upstream",
-                   "%s: libcurl %s cannot reuse HTTP/2 prior-knowledge connections; one "
-                   "connection per request (HTTP/1.1 keeps connections alive)",
-                   u->nodes[i].url, curl_version_info(CURLVERSION_NOW)->version);
-    }
     rv = EDGE_ERR_UPSTREAM;
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         set_err(err, errlen, "curl_global_init failed", NULL);
-        goto fail_nodes;
+        goto fail_header;
     }
     if ((u->multi = curl_multi_init()) == NULL) {
         set_err(err, errlen, "curl_multi_init failed", NULL);
@@ -889,34 +1111,9 @@ int edge_upstream_new(edge_upstream_t **out, uv_loop_t *loop, const edge_upstrea
     curl_multi_setopt(u->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
     curl_multi_setopt(u->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)cfg->max_host_conns);
     curl_multi_setopt(u->multi, CURLMOPT_MAX_CONCURRENT_STREAMS, (long)cfg->max_streams);
-    for (size_t i = 0; i < total && cfg->health_interval_ms > 0; i++) {
-        up_node_t *n = &u->nodes[i];
-        if ((n->check = curl_easy_init()) == NULL) {
-            set_err(err, errlen, "curl_easy_init failed", NULL);
-            goto fail_checks;
-        }
-        char *url = malloc(strlen(n->base) + strlen(u->health_path) + 1);
-        if (url == NULL) {
-            set_err(err, errlen, "out of memory", NULL);
-            rv = EDGE_ERR_NOMEM;
-            goto fail_checks;
-        }
-        sprintf(url, "%s%s", n->base, u->health_path);
-        curl_easy_setopt(n->check, CURLOPT_URL, url);
-        free(url);
-        n->kind = XFER_CHECK;
-        curl_easy_setopt(n->check, CURLOPT_PRIVATE, &n->kind);
-        curl_easy_setopt(n->check, CURLOPT_HTTP_VERSION, n->http_version);
-        curl_easy_setopt(n->check, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(n->check, CURLOPT_TCP_NODELAY, 1L);
-        curl_easy_setopt(n->check, CURLOPT_PIPEWAIT, n->no_reuse ? 0L : 1L);
-        curl_easy_setopt(n->check, CURLOPT_FRESH_CONNECT, (long)n->no_reuse);
-        curl_easy_setopt(n->check, CURLOPT_FORBID_REUSE, (long)n->no_reuse);
-        curl_easy_setopt(n->check, CURLOPT_CONNECTTIMEOUT_MS, (long)cfg->connect_timeout_ms);
-        curl_easy_setopt(n->check, CURLOPT_TIMEOUT_MS, (long)cfg->health_timeout_ms);
-        curl_easy_setopt(n->check, CURLOPT_WRITEFUNCTION, on_check_body);
-        curl_easy_setopt(n->check, CURLOPT_ERRORBUFFER, n->check_err);
-    }
+    if ((rv = nodes_build(u, cfg, nodes, err, errlen)) != 0)
+        goto fail_multi;
+    nodes_install(u, nodes, cfg->n_origins + cfg->n_parents, cfg->n_origins);
     uv_timer_init(loop, &u->timer);
     uv_timer_init(loop, &u->health_timer);
     u->timer.data = u->health_timer.data = u;
@@ -926,17 +1123,11 @@ int edge_upstream_new(edge_upstream_t **out, uv_loop_t *loop, const edge_upstrea
     *out = u;
     return 0;
 
-fail_checks:
-    for (size_t i = 0; i < total; i++)
-        curl_easy_cleanup(u->nodes[i].check);
+fail_multi:
     curl_multi_cleanup(u->multi);
 fail_global:
     curl_global_cleanup();
-fail_nodes:
-    for (size_t i = 0; i < u->n_nodes; i++) {
-        free(u->nodes[i].url);
-        free(u->nodes[i].base);
-    }
+fail_header:
     curl_slist_free_all(u->parent_header);
 fail_path:
     free(u->health_path);
@@ -946,56 +1137,41 @@ fail:
     return rv;
 }
 
-/* Fills f->cand: parents by rendezvous score (none when `origins_only`), then the located origin
- * (f->loc, or the configured origin f->loc_origin), then the other origins in order; down ones
- * are skipped unless all are down. */
-static void order_candidates(edge_upstream_t *u, edge_fetch_t *f, const char *key, int origins_only)
+int edge_upstream_reconfigure(edge_upstream_t *u, const edge_upstream_config_t *cfg, char *err,
+                              size_t errlen)
 {
-    for (int pass = 0; pass < 2 && f->n_cand == 0; pass++) {
-        size_t np = origins_only ? 0 : u->n_nodes - u->n_origins;
-        unsigned char left[EDGE_UPSTREAM_MAX];
-        for (size_t i = 0; i < np; i++)
-            left[i] = pass == 1 || u->parent_up[i];
-        int p;
-        while ((p = edge__hrw_pick(key, u->parent_hash, left, np)) >= 0) {
-            f->cand[f->n_cand++] = (uint8_t)(u->n_origins + (size_t)p);
-            left[p] = 0;
-        }
-        if (f->loc.url != NULL)
-            f->cand[f->n_cand++] = CAND_LOCATED;
-        int lo = f->loc_origin;
-        if (lo >= 0 && (pass == 1 || u->nodes[lo].healthy))
-            f->cand[f->n_cand++] = (uint8_t)lo;
-        for (size_t i = 0; i < u->n_origins; i++) {
-            if ((int)i != lo && (pass == 1 || u->nodes[i].healthy))
-                f->cand[f->n_cand++] = (uint8_t)i;
-        }
+    up_node_t *nodes[EDGE_UPSTREAM_MAX];
+    int rv;
+
+    if (u->closing || u->close_requested || u->depth > 0 || u->in_curl > 0) {
+        set_err(err, errlen, "closing, or called from a callback", NULL);
+        return EDGE_ERR_STATE;
     }
+    if ((rv = check_lists(cfg, err, errlen)) != 0 ||
+        (rv = nodes_build(u, cfg, nodes, err, errlen)) != 0)
+        return rv;
+    nodes_install(u, nodes, cfg->n_origins + cfg->n_parents, cfg->n_origins);
+    return 0;
 }
 
 const char *edge_upstream_pick(edge_upstream_t *u, const char *key)
 {
-    edge_fetch_t f;
-    f.n_cand = 0;
-    f.loc.url = NULL;
-    f.loc_origin = -1;
-    order_candidates(u, &f, key, 0);
-    return u->nodes[f.cand[0]].url;
+    up_node_t *c[EDGE_UPSTREAM_MAX + 1];
+    order(u, key, 0, NULL, c); /* never empty: there is always an upstream */
+    return c[0]->url;
 }
 
-/* Sets up f->loc from a located origin URL; if a configured origin has the same base, that one
- * goes first instead (with its health state and pooled connections). */
+/* Sets f->located from a located origin URL: a configured origin with the same base (with its
+ * health state and pooled connections), else a node of its own. */
 static int set_located(edge_upstream_t *u, edge_fetch_t *f, const char *url)
 {
-    int rv = node_init(&f->loc, url, 0, u->cfg.http2_prior_knowledge);
+    int rv = node_new(&f->located, url, 0, u->cfg.http2_prior_knowledge);
     if (rv != 0)
         return rv;
     for (size_t i = 0; i < u->n_origins; i++) {
-        if (strcmp(u->nodes[i].base, f->loc.base) == 0) {
-            free(f->loc.url);
-            free(f->loc.base);
-            f->loc.url = f->loc.base = NULL;
-            f->loc_origin = (int)i;
+        if (strcmp(u->nodes[i]->base, f->located->base) == 0) {
+            node_unref(f->located);
+            f->located = node_ref(u->nodes[i]);
             break;
         }
     }
@@ -1031,18 +1207,26 @@ int edge_fetch_start_opts(edge_upstream_t *u, const char *path_and_query,
         goto fail;
     f->kind = XFER_FETCH;
     f->u = u;
-    f->loc_origin = -1;
     f->cbs = *cbs;
     f->data = data;
+    f->origins_only = opts->origins_only != 0;
     if ((f->path = strdup(path_and_query)) == NULL)
         goto fail_f;
-    if (opts->located != NULL && (rv = set_located(u, f, opts->located)) != 0)
+    if (opts->hash_key != NULL && (f->key = strdup(opts->hash_key)) == NULL)
         goto fail_path;
+    if (opts->located != NULL && (rv = set_located(u, f, opts->located)) != 0)
+        goto fail_key;
+    up_node_t *c[EDGE_UPSTREAM_MAX + 1];
+    f->n_cand = order(u, fetch_key(f), f->origins_only, f->located, c);
+    f->gen = u->gen;
+    rv = EDGE_ERR_INVAL; /* origins_only with parents alone */
+    if (f->n_cand == 0)
+        goto fail_loc;
     rv = EDGE_ERR_NOMEM;
     if ((f->easy = curl_easy_init()) == NULL)
         goto fail_loc;
-    order_candidates(u, f, opts->hash_key != NULL ? opts->hash_key : path_and_query,
-                     opts->origins_only);
+    for (size_t i = 0; i < f->n_cand; i++)
+        f->cand[i] = node_ref(c[i]);
     CURL *e = f->easy;
     curl_easy_setopt(e, CURLOPT_PRIVATE, f);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -1078,8 +1262,9 @@ int edge_fetch_start_opts(edge_upstream_t *u, const char *path_and_query,
     return 0;
 
 fail_loc:
-    free(f->loc.url);
-    free(f->loc.base);
+    node_unref(f->located);
+fail_key:
+    free(f->key);
 fail_path:
     free(f->path);
 fail_f:
@@ -1129,22 +1314,16 @@ static void do_close(edge_upstream_t *u)
     }
     u->n_canceled = u->n_pending = 0;
     u->closing = 1;
+    /* Every fetch has let go of its nodes: the list's references are the last. */
     for (size_t i = 0; i < u->n_nodes; i++) {
-        up_node_t *n = &u->nodes[i];
-        if (n->check != NULL) {
-            if (n->check_running)
-                curl_multi_remove_handle(u->multi, n->check);
-            curl_easy_cleanup(n->check);
-        }
+        node_retire(u, u->nodes[i]);
+        node_unref(u->nodes[i]);
     }
+    u->n_nodes = 0;
     curl_multi_cleanup(u->multi);
     u->multi = NULL;
     while (u->socks != NULL)
         sock_close(u, u->socks);
-    for (size_t i = 0; i < u->n_nodes; i++) {
-        free(u->nodes[i].url);
-        free(u->nodes[i].base);
-    }
     curl_slist_free_all(u->parent_header);
     u->parent_header = NULL;
     uv_close((uv_handle_t *)&u->health_timer, on_handle_closed);
@@ -1177,6 +1356,6 @@ int edge_upstream_node_stats(const edge_upstream_t *u, size_t i, edge_upstream_n
 {
     if (i >= u->n_nodes)
         return EDGE_ERR_INVAL;
-    *out = u->nodes[i].st;
+    *out = u->nodes[i]->st;
     return 0;
 }

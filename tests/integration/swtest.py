@@ -329,6 +329,20 @@ def redis_cli(port, *args):
     return r.stdout.decode("utf-8", "replace").strip()
 
 
+def parse_metrics(body):
+    """Prometheus text (bytes) as {"name{labels}": value}; a name seen twice is summed."""
+    out = {}
+    for ln in body.decode("utf-8", "replace").splitlines():
+        if ln.startswith("#") or not ln.strip():
+            continue
+        k, _, v = ln.rpartition(" ")
+        try:
+            out[k] = out.get(k, 0) + float(v)
+        except ValueError:
+            pass
+    return out
+
+
 def parse_media_playlist(text):
     """A small LL-HLS media playlist reader, close to what hls.js does. Returns a dict."""
     out = {"segments": [], "parts": [], "tags": {}, "media_sequence": 0, "skipped": 0,

@@ -13,7 +13,7 @@ import threading
 import time
 
 import swtest
-from swtest import (run, Origin, Proc, check, ffmpeg_publish, free_port, http_get, log,
+from swtest import (run, parse_metrics, Origin, Proc, check, ffmpeg_publish, free_port, http_get, log,
                     parse_media_playlist, wait_for)
 
 
@@ -34,17 +34,7 @@ class Edge(Proc):
         return http_get(self.base + path, **kw)
 
     def metrics(self):
-        st, _, body = self.get("/metrics", timeout=3)
-        out = {}
-        for ln in body.decode("utf-8", "replace").splitlines():
-            if ln.startswith("#") or not ln.strip():
-                continue
-            k, _, v = ln.rpartition(" ")
-            try:
-                out[k] = out.get(k, 0) + float(v)
-            except ValueError:
-                pass
-        return out
+        return parse_metrics(self.get("/metrics", timeout=3)[2])
 
 
 def origin_requests(o):

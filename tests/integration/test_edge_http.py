@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """The edge's HTTP semantics against a stub origin it cannot tell from a real one, plus one check
 against the real origin: Range (206 with the exact slice, suffix and open ranges, 416, several
-ranges answered 200 whole, absurd lists), Range served from an object still filling once its bytes
-are there, If-None-Match -> 304, HEAD (Content-Length, no body on the wire), signed URLs per
+ranges as 206 multipart/byteranges parsed part by part, adjacent ones as one part, overlapping ones
+and absurd lists answered 200 whole), Range (one or several) served from an object still filling
+once its bytes are there, If-None-Match -> 304, HEAD (Content-Length, no body on the wire), signed URLs per
 [protect] prefix (valid, expired, tampered, wrong prefix, wrong address, unprotected path), and the
 purge API (a purged key is a MISS again; refused from an address outside admin_allow or without
 the admin token)."""
@@ -14,6 +15,7 @@ import http.client
 import http.server
 import json
 import os
+import re
 import socket
 import subprocess
 import threading
@@ -157,6 +159,57 @@ def request(port, method, path, headers=None, body=None, src=None):
     return out
 
 
+def multipart(h, b):
+    """Reads a multipart/byteranges body strictly (RFC 9110 section 14.6, RFC 2046 section 5.1):
+    each part's length comes from its Content-Range, and the delimiter must follow it exactly.
+    Returns [(content-range, content-type or None, bytes)]; raises ValueError on any deviation."""
+    m = re.fullmatch(r"multipart/byteranges; boundary=([0-9A-Za-z'()+_,./:=?-]{1,70})",
+                     h.get("content-type", ""))
+    if not m:
+        raise ValueError(f"content-type {h.get('content-type')!r}")
+    delim = b"--" + m.group(1).encode()
+    if not b.startswith(delim + b"\r\n"):
+        raise ValueError(f"no opening delimiter: {b[:40]!r}")
+    pos, parts = len(delim) + 2, []
+    while True:
+        end = b.find(b"\r\n\r\n", pos)
+        if end < 0:
+            raise ValueError(f"part {len(parts)}: no end of its header fields")
+        fields = {}
+        for line in b[pos:end].decode("latin-1").split("\r\n"):
+            name, colon, value = line.partition(":")
+            if not colon:
+                raise ValueError(f"part {len(parts)}: bad field {line!r}")
+            fields[name.strip().lower()] = value.strip()
+        cr = re.fullmatch(r"bytes (\d+)-(\d+)/(\d+)", fields.get("content-range", ""))
+        if not cr:
+            raise ValueError(f"part {len(parts)}: content-range {fields.get('content-range')!r}")
+        pos = end + 4 + int(cr.group(2)) - int(cr.group(1)) + 1
+        parts.append((cr.group(0), fields.get("content-type"), b[end + 4:pos]))
+        if b[pos:pos + 2 + len(delim)] != b"\r\n" + delim:
+            raise ValueError(f"part {len(parts) - 1}: no delimiter after its bytes")
+        pos += 2 + len(delim)
+        if b[pos:] == b"--\r\n":
+            return parts
+        if b[pos:pos + 2] != b"\r\n":
+            raise ValueError(f"after part {len(parts) - 1}: {b[pos:pos + 10]!r}")
+        pos += 2
+
+
+def expect_parts(h, b, full, spans, ctype="application/octet-stream"):
+    """True if (h, b) is a multipart/byteranges answer carrying exactly `spans` (inclusive
+    (first, last) pairs) of `full`, in that order, with a Content-Length equal to the body's."""
+    try:
+        parts = multipart(h, b)
+    except ValueError as err:
+        log(f"multipart: {err}")
+        return False
+    want = [(f"bytes {a}-{z}/{len(full)}", ctype, full[a:z + 1]) for a, z in spans]
+    if parts != want:
+        log(f"multipart parts: {[(cr, ct, len(d)) for cr, ct, d in parts]}")
+    return parts == want and h.get("content-length") == str(len(b)) and "content-range" not in h
+
+
 def sw_sign(key: bytes, kid: str, prefix: str, exp: int, client_ip: str = None) -> str:
     """The README's minting snippet, verbatim."""
     msg = f"{prefix}\n{exp}" + (f"\n{client_ip}" if client_ip else "")
@@ -190,10 +243,34 @@ def ranges(e, stub):
     check(st == 416 and h.get("content-range") == f"bytes */{SIZE}" and b == b"",
           f"range past the end -> 416 with bytes */{SIZE} ({st}, {h.get('content-range')})")
     st, h, b = e.get("/obj/a", headers={"Range": "bytes=0-9,20-29"})
-    check(st == 200 and b == full and h.get("accept-ranges") == "bytes",
-          f"two ranges -> 200 with the whole body ({st}, {len(b)} bytes)")
+    check(st == 206 and expect_parts(h, b, full, [(0, 9), (20, 29)]) and h.get("accept-ranges") == "bytes",
+          f"two ranges -> 206 multipart/byteranges, each part its slice ({st}, {h.get('content-type')}, "
+          f"{len(b)} bytes)")
+    boundary = h.get("content-type")
+    st, h, b = e.get("/obj/a", headers={"Range": f"bytes={SIZE - 100}-,0-0,5000-5999"})
+    check(st == 206 and expect_parts(h, b, full, [(SIZE - 100, SIZE - 1), (0, 0), (5000, 5999)]),
+          f"three ranges, suffix first -> three parts in the client's order ({st}, {len(b)} bytes)")
+    check(h.get("content-type") != boundary, f"a new boundary per response ({h.get('content-type')})")
+    sixteen = [(i * 1000, i * 1000 + 9) for i in range(16)]
+    st, h, b = e.get("/obj/a", headers={"Range": "bytes=" + ",".join(f"{a}-{z}" for a, z in sixteen)})
+    check(st == 206 and expect_parts(h, b, full, sixteen), f"16 ranges -> 16 parts ({st})")
+    st, h, b = e.get("/obj/a", headers={"Range": f"bytes=0-9,{SIZE}-{SIZE + 5},100-109"})
+    check(st == 206 and expect_parts(h, b, full, [(0, 9), (100, 109)]),
+          f"two ranges and an unsatisfiable one -> the two parts ({st})")
+    st, h, b = e.get("/obj/a", headers={"Range": f"bytes=0-9,{SIZE}-"})
+    check(st == 206 and b == full[:10] and h.get("content-range") == f"bytes 0-9/{SIZE}" and
+          h.get("content-type") == "application/octet-stream",
+          f"one range left after dropping an unsatisfiable one -> a plain 206 ({st}, {h.get('content-type')})")
+    st, h, b = e.get("/obj/a", headers={"Range": "bytes=0-99,100-199"})
+    check(st == 206 and b == full[:200] and h.get("content-range") == f"bytes 0-199/{SIZE}",
+          f"adjacent ranges coalesce into a plain 206 ({st}, {h.get('content-range')})")
     st, h, b = e.get("/obj/a", headers={"Range": "bytes=0-99,50-150"})
     check(st == 200 and b == full, f"overlapping ranges -> 200 whole ({st})")
+    st, h, b = e.get("/obj/a", headers={"Range": "bytes=0-9,20-29", "If-Range": '"v1-a"'})
+    check(st == 206 and expect_parts(h, b, full, [(0, 9), (20, 29)]),
+          f"If-Range with our ETag, two ranges -> 206 ({st})")
+    st, h, b = e.get("/obj/a", headers={"Range": "bytes=0-9,20-29", "If-Range": '"other"'})
+    check(st == 200 and b == full, f"If-Range with another ETag, two ranges -> 200 whole ({st})")
     absurd = "bytes=" + ",".join(f"{i}-{i}" for i in range(0, 2400, 2))
     t0 = time.monotonic()
     st, h, b = e.get("/obj/a", headers={"Range": absurd})
@@ -221,8 +298,11 @@ def ranges(e, stub):
     fetch("early", "bytes=1000-1999")
     th2 = threading.Thread(target=fetch, args=("late", "bytes=90000-90999"))
     th2.start()
+    th3 = threading.Thread(target=fetch, args=("multi", "bytes=1000-1999,90000-90999,0-9"))
+    th3.start()
     th.join(10)
     th2.join(10)
+    th3.join(10)
     st, h, b, dt = res["early"]
     check(st == 206 and b == slow[1000:2000] and h.get("x-cache") == "HIT-FILLING" and dt < 0.8,
           f"Range inside the bytes already there, while filling: 206 at once ({st}, {h.get('x-cache')}, {dt:.2f} s)")
@@ -230,6 +310,9 @@ def ranges(e, stub):
     check(st == 206 and b == slow[90000:91000] and dt > 0.5,
           f"Range past what arrived: answered once the bytes come ({st}, {dt:.2f} s)")
     check(res["whole"][0] == 206 and res["whole"][2] == slow, "the fetcher's own open range is whole")
+    st, h, b, dt = res["multi"]
+    check(st == 206 and expect_parts(h, b, slow, [(1000, 1999), (90000, 90999), (0, 9)]) and dt > 0.5,
+          f"several ranges while filling: multipart, the later part once its bytes come ({st}, {dt:.2f} s)")
 
     # A chunked origin answer has no length while it fills: Range is ignored (200 whole); once
     # complete, Range works.
@@ -271,6 +354,12 @@ def conditional_and_head(e):
     st, h, b = request(e.port, "HEAD", "/obj/a", {"Range": "bytes=0-9"})
     check(st == 206 and h.get("content-length") == "10" and b == b"",
           f"HEAD with Range: 206, Content-Length 10 ({st}, {h.get('content-length')})")
+    st, gh, gb = request(e.port, "GET", "/obj/a", {"Range": "bytes=10-19,-5"})
+    st2, h, b = request(e.port, "HEAD", "/obj/a", {"Range": "bytes=10-19,-5"})
+    check(st == 206 and expect_parts(gh, gb, full, [(10, 19), (SIZE - 5, SIZE - 1)]) and st2 == 206 and
+          h.get("content-length") == str(len(gb)) and h.get("content-type", "").startswith("multipart/byteranges")
+          and b == b"", f"HEAD with two ranges: 206, the GET's Content-Length ({st2}, {h.get('content-length')}, "
+          f"GET body {len(gb)})")
 
     # The same over h2c (curl with prior knowledge).
     d = swtest.tmpdir()
@@ -286,6 +375,10 @@ def conditional_and_head(e):
     hd, b = curl("-r", "5000-5099")
     check(hd.startswith("HTTP/2 206") and f"content-range: bytes 5000-5099/{SIZE}" in hd and
           b == full[5000:5100], f"h2c Range -> 206 with the slice ({hd[:12]!r}, {len(b)} bytes)")
+    hd, b = curl("-r", "5000-5099,0-99")
+    fields = dict(line.split(": ", 1) for line in hd.split("\r\n")[1:] if ": " in line)
+    check(hd.startswith("HTTP/2 206") and expect_parts(fields, b, full, [(5000, 5099), (0, 99)]),
+          f"h2c two ranges -> 206 multipart/byteranges ({hd[:12]!r}, {fields.get('content-type')}, {len(b)} bytes)")
     hd, b = curl("-r", f"{SIZE + 5}-")
     check(hd.startswith("HTTP/2 416") and f"content-range: bytes */{SIZE}" in hd, f"h2c 416 ({hd[:12]!r})")
     hd, b = curl("-H", 'If-None-Match: "v1-a"')

@@ -3,8 +3,11 @@
 a new handshake sees the new certificate; a broken key is refused and the old one stays), the
 signing keys ([protect] rotation) and the access log (reopened after logrotate moved it); the
 access log has one line per request with every field; changes that need a restart are named in
-the log; SIGTERM lets a slow download finish (and cuts one only after drain_timeout), refuses new
-connections meanwhile, and exits 0."""
+the log; SIGHUP moves the edge from origin A to origin B (a slow download and an upstream fetch in
+flight over the reload complete byte for byte, new objects come from B, health checks leave A for
+B; a bad origin URL is refused, named in the log, and B stays; a fetch held by A that fails after
+the reload fails over to B); SIGTERM lets a slow download finish (and cuts one only after
+drain_timeout), refuses new connections meanwhile, and exits 0."""
 import hashlib
 import os
 import re
@@ -17,7 +20,7 @@ import threading
 import time
 
 import swtest
-from swtest import check, http_get, log, wait_for
+from swtest import check, http_get, parse_metrics, log, wait_for
 from test_edge_http import KEY1, Edge, Stub, body_for, sw_sign
 
 KEY2 = "k2-secret-fedcba9876543210"
@@ -207,6 +210,144 @@ def slow_reader(port, path, rate, first_chunk_cb=None, max_s=30):
     return buf.partition(b"\r\n\r\n")[2], time.monotonic() - t0
 
 
+def edge_metrics(e):
+    return parse_metrics(e.get("/metrics", timeout=3)[2])
+
+
+def write_origin(e, url):
+    with open(e.conf) as f:
+        text = re.sub(r"(?m)^origin = .*$", f"origin = {url}", f.read())
+    with open(e.conf, "w") as f:
+        f.write(text)
+
+
+def reload_origins():
+    a, b = Stub(), Stub()
+    e = Edge(a.url, "cache_size = 128M\nworkers = 2\n", name="edge-reload-origins")
+    st, _, body = e.get("/obj/r1")
+    check(st == 200 and body == body_for("r1") and a.count("/obj/r1") == 1,
+          f"origin A only: /obj/r1 from A ({st}, {len(body)} bytes)")
+    check(wait_for(lambda: a.count("/healthz") > 0, 5), "A is health-checked")
+
+    # In flight over the reload: a 16 MB download read at 4 MB/s, and a fetch the stub answers
+    # half now and half 1.5 s later (the edge's fetch from A is still open during the reload).
+    got = {}
+
+    def slow_big():
+        got["big"] = slow_reader(e.port, "/big/rl", 4_000_000)[0]
+
+    def slow_half():
+        got["slow"] = e.get("/slow/rl", timeout=20)
+
+    threads = [threading.Thread(target=slow_big), threading.Thread(target=slow_half)]
+    for t in threads:
+        t.start()
+    check(wait_for(lambda: a.count("/slow/rl") == 1 and a.count("/big/rl") == 1, 5),
+          "both requests reached A")
+    write_origin(e, b.url)
+    check(reload(e, "origin B"), "SIGHUP with origin B instead of A: reloaded")
+    check(f"reload: origins now {b.url}" in e.output(), "the log names the new origin list")
+    time.sleep(0.5)  # a health check of A sent before the reload may still arrive
+    a_checks = a.count("/healthz")
+    time.sleep(2.5)
+    check(a.count("/healthz") == a_checks and b.count("/healthz") >= 2,
+          f"health checks stopped for A ({a_checks} -> {a.count('/healthz')}) and run on B "
+          f"({b.count('/healthz')})")
+    log("stopping origin A")
+    a.close()
+    a.srv.server_close()
+    for t in threads:
+        t.join(30)
+    check(hashlib.sha256(got.get("big", b"")).digest() == hashlib.sha256(body_for("rl", 16_000_000)).digest(),
+          f"the 16 MB download in flight over the reload completes ({len(got.get('big', b''))} bytes)")
+    st, _, body = got.get("slow", (0, {}, b""))
+    check(st == 200 and body == body_for("rl", 100_000),
+          f"the fetch from A in flight over the reload completes ({st}, {len(body)} bytes)")
+
+    ok = True
+    for i in range(4):  # new connections: both workers
+        st, _, body = e.get(f"/obj/new{i}")
+        ok = ok and st == 200 and body == body_for(f"new{i}")
+        ok = ok and b.count(f"/obj/new{i}") == 1 and a.count(f"/obj/new{i}") == 0
+    check(ok, "with A stopped, new objects come from B on every worker")
+    m = edge_metrics(e)
+    check(m.get(f'shortwave_edge_upstream_healthy{{upstream="{b.url}"}}') == 1 and
+          not any(f'upstream="{a.url}"' in k for k in m) and m.get("shortwave_edge_upstream_failovers_total") == 0,
+          "metrics: B healthy, A gone, no failover")
+    st, hdr, body = e.get("/obj/r1")
+    check(st == 200 and body == body_for("r1") and hdr.get("x-cache", "").startswith("HIT"),
+          f"what A filled stays cached ({st}, {hdr.get('x-cache')})")
+
+    bad = "http://127.0.0.1:1/not-a-base"
+    write_origin(e, bad)
+    check(reload(e, "bad origin URL"), "SIGHUP with a bad origin URL: the rest reloads")
+    check(re.search(r"reload: origin/parent list refused: bad origin URL: " + re.escape(bad) +
+                    r"; the running one stays \(origins " + re.escape(b.url), e.output()) is not None,
+          "the bad origin URL is refused, named in the log; B stays")
+    st, _, body = e.get("/obj/after-bad")
+    check(st == 200 and b.count("/obj/after-bad") == 1, f"and the edge keeps fetching from B ({st})")
+    check(e.alive() and e.stop_clean(), "edge exits 0 after the origin reloads")
+    b.close()
+
+
+class Hole:
+    """An origin that accepts connections and never answers, until close_all()."""
+
+    def __init__(self):
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.conns = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.conns.append(c)
+
+    def asked(self, path):
+        """Whether a request for `path` has arrived on one of the connections."""
+        with self.lock:
+            conns = list(self.conns)
+        for c in conns:
+            c.settimeout(0.05)
+            try:
+                if f"GET {path} ".encode() in c.recv(4096, socket.MSG_PEEK):
+                    return True
+            except OSError:
+                pass
+        return False
+
+    def close_all(self):
+        self.sock.close()
+        with self.lock:
+            for c in self.conns:
+                c.close()
+
+
+def reload_then_fail_over():
+    hole, b = Hole(), Stub()
+    e = Edge(hole.url, name="edge-reload-failover")
+    got = {}
+    t = threading.Thread(target=lambda: got.update(r=e.get("/obj/held", timeout=20)))
+    t.start()
+    check(wait_for(lambda: hole.asked("/obj/held"), 5), "a fetch is held by origin A")
+    write_origin(e, b.url)
+    check(reload(e, "origin B"), "SIGHUP with origin B instead of A: reloaded")
+    hole.close_all()
+    t.join(20)
+    st, _, body = got.get("r", (0, {}, b""))
+    check(st == 200 and body == body_for("held") and b.count("/obj/held") == 1,
+          f"A fails it after the reload: it fails over to B, from the new list ({st})")
+    check(f"trying {b.url}" in e.output(), "the log shows the failover to B")
+    check(e.stop_clean(), "edge exits 0")
+    b.close()
+
+
 def drain(stub):
     size = 16_000_000
     want = body_for("big", size)
@@ -274,6 +415,8 @@ def drain(stub):
 def main():
     stub = Stub()
     tls_and_keys(stub)
+    reload_origins()
+    reload_then_fail_over()
     drain(stub)
     stub.close()
 

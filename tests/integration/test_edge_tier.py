@@ -25,7 +25,7 @@ import subprocess
 import time
 
 import swtest
-from swtest import (run, Origin, Proc, check, ffmpeg_publish, free_port, http_get, log,
+from swtest import (run, parse_metrics, Origin, Proc, check, ffmpeg_publish, free_port, http_get, log,
                     parse_media_playlist, tmpdir, wait_for)
 from test_edge_collapse import origin_hits
 
@@ -85,10 +85,10 @@ class TEdge(Proc):
             conf += [f"tls_listen = 127.0.0.1:{self.tls_port}",
                      f"tls_cert = {os.path.join(tls_dir, 'c.pem')}",
                      f"tls_key = {os.path.join(tls_dir, 'k.pem')}"]
-        path = os.path.join(d, "edge.conf")
-        with open(path, "w") as f:
+        self.conf = os.path.join(d, "edge.conf")
+        with open(self.conf, "w") as f:
             f.write("\n".join(conf) + "\n")
-        super().__init__([os.path.join(swtest.BIN, "shortwave-edge"), "-c", path], name)
+        super().__init__([os.path.join(swtest.BIN, "shortwave-edge"), "-c", self.conf], name)
         ok = wait_for(lambda: http_get(self.base + "/healthz", timeout=1)[0] == 200
                       or not self.alive(), 10)
         if not ok or not self.alive():
@@ -98,13 +98,7 @@ class TEdge(Proc):
         return http_get(self.base + path, **kw)
 
     def metrics(self):
-        st, _, body = self.get("/metrics", timeout=3)
-        out = {}
-        for ln in body.decode("utf-8", "replace").splitlines():
-            if ln and not ln.startswith("#"):
-                k, _, v = ln.rpartition(" ")
-                out[k] = float(v)
-        return out
+        return parse_metrics(self.get("/metrics", timeout=3)[2])
 
     def logged(self, needle):
         """Access-log lines whose path contains `needle`."""
@@ -199,6 +193,23 @@ def parent_dies(o, parents, children, streams):
             check(st == 200, f"{c.name} playlist of {s} with P1 dead: {st}")
     check(len(p2.logged(f"/live/{streams[0]}/")) > 0,
           f"{streams[0]} (hashed to P1) now goes through P2")
+
+    # The operator drops P1 from A's parents: SIGHUP applies it, and A keeps serving through P2.
+    a = children[0]
+    with open(a.conf) as f:
+        text = f.read().replace(f"parent = {p1.base}\n", "")
+    with open(a.conf, "w") as f:
+        f.write(text)
+    a.signal(signal.SIGHUP)
+    a.sent_signal = None
+    check(wait_for(lambda: f"reload: parents now {p2.base}\n" in a.output(), 10),
+          "edge-a reloads its parents: P2 only")
+    path = f"/live/{streams[0]}/v.m3u8"
+    seen = len(p2.logged(path))
+    time.sleep(1.1)  # edge-a's playlist (max-age=1) is stale: the next request fetches it
+    st, _, _ = a.get(path, timeout=20)
+    check(st == 200 and len(p2.logged(path)) > seen and "needs a restart" not in a.output(),
+          f"edge-a {path} after the reload: {st}, through P2")
     for c in children:
         check(c.alive() and not c.died_badly(), f"{c.name} alive")
 

@@ -32,7 +32,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "overlay"))
 
 import swtest  # noqa: E402
-from swtest import Proc, check, free_port, http_get, log, redis_server, run, wait_for  # noqa: E402
+from swtest import Proc, check, parse_metrics, free_port, http_get, log, redis_server, run, wait_for  # noqa: E402
 from overlay_fixture import node  # noqa: E402
 
 SLOW_SIZE = 1 << 20
@@ -127,17 +127,7 @@ class Edge(Proc):
     def metrics(self):
         """(metrics dict, bytes of the whole response on the wire)."""
         raw = raw_get(self.port, "/metrics")
-        head, _, body = raw.partition(b"\r\n\r\n")
-        out = {}
-        for ln in body.decode("utf-8", "replace").splitlines():
-            if ln.startswith("#") or not ln.strip():
-                continue
-            k, _, v = ln.rpartition(" ")
-            try:
-                out[k] = float(v)
-            except ValueError:
-                pass
-        return out, len(raw)
+        return parse_metrics(raw.partition(b"\r\n\r\n")[2]), len(raw)
 
     def per_worker(self):
         m, _ = self.metrics()

@@ -102,14 +102,18 @@ int edge_daemon_new(edge_daemon_t **out, uv_loop_t *loop, edge_config_t *cfg, ch
 /**
  * Applies a re-read configuration (SIGHUP) without dropping a connection: each worker, on its own
  * thread, reloads the TLS certificate and key (new handshakes only), reopens the access log
- * (so that logrotate can move the file) and switches to the new [protect] keys, admin_allow and
- * admin_token; log_level changes at once. What needs a restart (listen addresses, origins, parents,
- * workers, cache_size, [http] limits, redis, edge_name, overlay_*) is logged as such and left as
- * it was. Waits for every worker (a moment: workers never wait for this loop). On success takes
- * ownership of `cfg` and frees the previous configuration, which no worker reads any more; on
- * failure (found by the first worker, before any change) nothing changes, the caller keeps `cfg`
- * and err[0..errlen) says why. Loop thread only. Returns 0, EDGE_ERR_INVAL (bad TLS files, the
- * access log cannot be opened), EDGE_ERR_NOMEM or EDGE_ERR_STATE (shutting down).
+ * (so that logrotate can move the file), switches to the new [protect] keys, admin_allow and
+ * admin_token, and to the new origins and parents (edge_upstream_reconfigure(): fetches in flight
+ * go on; the changed lists are logged); log_level changes at once. Origins or parents the first
+ * worker refuses (a URL that is not http://, https:// or h2c://HOST[:PORT]) are logged as an error
+ * and every worker keeps the running lists, while the rest of the reload applies. What needs a
+ * restart (listen addresses, workers, cache_size, [http] limits, redis, edge_name, overlay_*) is
+ * logged as such and left as it was. Waits for every worker (a moment: workers never wait for
+ * this loop). On success takes ownership of `cfg` and frees the previous configuration, which no
+ * worker reads any more; on failure (found by the first worker, before any change) nothing
+ * changes, the caller keeps `cfg` and err[0..errlen) says why. Loop thread only. Returns 0,
+ * EDGE_ERR_INVAL (bad TLS files, the access log cannot be opened), EDGE_ERR_NOMEM or
+ * EDGE_ERR_STATE (shutting down).
  */
 int edge_daemon_reload(edge_daemon_t *d, edge_config_t *cfg, char *err, size_t errlen);
 

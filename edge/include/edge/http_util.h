@@ -73,6 +73,32 @@ typedef enum edge_range_result {
 int edge_range_parse(const char *hdr, size_t len, int64_t length, edge_range_set_t *out,
                      const char **err_desc);
 
+/**
+ * Merges each range of `set` into the one before it in the list when it starts right where that
+ * one ends ("0-99,100-199" becomes "0-199"), as RFC 9110 section 14.6 allows, so that a list
+ * which is really one span is answered with a single part. The order is kept otherwise.
+ */
+void edge_range_coalesce(edge_range_set_t *set);
+
+/** The longest boundary edge_byteranges_layout() takes (RFC 2046 section 5.1.1). */
+#define EDGE_BOUNDARY_MAX 70
+
+/**
+ * Lays out a multipart/byteranges body (RFC 9110 section 14.6) carrying the ranges of `set`, as
+ * edge_range_parse() returns them for a known `length`, of a representation of media type `ctype`
+ * ("" or NULL: the parts carry no Content-Type; it must hold no CR or LF), separated by
+ * `boundary` (1..EDGE_BOUNDARY_MAX characters, which the caller picks so that they occur nowhere
+ * in the ranges' bytes: a random token). The body is framing 0, range 0, framing 1, range 1, ...,
+ * range n-1, then framing n, the close-delimiter; framing i is the text out[off[i]..off[i+1]).
+ * Sets `off[0..n+1]` and `*body_len` (the whole body: framing and ranges) in every case, and
+ * writes the framing into `out` if all of it fits in `outlen` bytes (`out` may be NULL with
+ * `outlen` 0). Returns the framing's length: when it is above `outlen`, `out` holds nothing
+ * usable; call again with that many bytes.
+ */
+size_t edge_byteranges_layout(const edge_range_set_t *set, uint64_t length, const char *ctype,
+                              const char *boundary, char *out, size_t outlen,
+                              size_t off[EDGE_RANGE_MAX + 2], uint64_t *body_len);
+
 /* ---- ETag / If-None-Match ----------------------------------------------------------------- */
 
 /**

@@ -94,6 +94,21 @@ int edge_upstream_new(edge_upstream_t **out, uv_loop_t *loop, const edge_upstrea
                       char *err, size_t errlen);
 
 /**
+ * Replaces the origins and parents with those of `cfg` (a reload); every other field of `cfg` is
+ * ignored and stays as edge_upstream_new() set it. An upstream whose URL is in both lists, in the
+ * same role, keeps its health state, counters and connections; a new one starts up and is checked
+ * from the next health round; a removed one gets no more checks. Fetches in flight go on: one
+ * that has reached an upstream finishes on it, removed or not, and one that fails over after the
+ * change tries the new lists (minus what it already tried). On failure nothing changed and
+ * err[0..errlen) names the URL ("bad origin URL: ...", "bad parent URL: ...").
+ * Returns 0, EDGE_ERR_INVAL (as edge_upstream_new() for the lists), EDGE_ERR_NOMEM,
+ * EDGE_ERR_UPSTREAM (libcurl could not make a handle) or EDGE_ERR_STATE (closing, or called from
+ * inside a fetch callback). Loop thread only.
+ */
+int edge_upstream_reconfigure(edge_upstream_t *u, const edge_upstream_config_t *cfg, char *err,
+                              size_t errlen);
+
+/**
  * Starts closing: every fetch still running ends with on_done(EDGE_ERR_STATE, "closing") before
  * this returns, health checks stop, connections are closed. `on_closed(data)` (may be NULL) runs
  * from the loop once every handle is closed; `u` is freed right after it returns. May be called
@@ -108,7 +123,8 @@ void edge_upstream_free(edge_upstream_t *u);
 /**
  * The base URL of the upstream a fetch with hash key `key` goes to first: the parent with the
  * highest rendezvous score among those up, else the first origin that is up (all down: as if
- * all were up). The string belongs to `u` and lives as long as it. Never NULL. Loop thread.
+ * all were up). The string belongs to `u` and lives until the next edge_upstream_reconfigure()
+ * or close. Never NULL. Loop thread.
  */
 const char *edge_upstream_pick(edge_upstream_t *u, const char *key);
 
@@ -178,7 +194,8 @@ typedef struct edge_fetch_opts {
 
 /**
  * edge_fetch_start() with options (may be NULL). Returns what it does; EDGE_ERR_INVAL also for a
- * `located` URL that is not http://, https:// or h2c://HOST[:PORT]. Loop thread only.
+ * `located` URL that is not http://, https:// or h2c://HOST[:PORT], and for origins_only with
+ * no origin configured or located. Loop thread only.
  */
 int edge_fetch_start_opts(edge_upstream_t *u, const char *path_and_query,
                           const edge_fetch_opts_t *opts, const edge_fetch_cbs_t *cbs, void *data,
@@ -243,8 +260,9 @@ typedef struct edge_upstream_node_stats {
 void edge_upstream_stats(const edge_upstream_t *u, edge_upstream_stats_t *out);
 
 /**
- * Copies the state of upstream `i` (0 .. n_upstreams-1: origins in order, then parents) into
- * *out. Returns 0 or EDGE_ERR_INVAL (i out of range). Loop thread only.
+ * Copies the state of upstream `i` (0 .. n_upstreams-1: origins in order, then parents, as last
+ * configured) into *out; out->url lives until the next edge_upstream_reconfigure() or close.
+ * Returns 0 or EDGE_ERR_INVAL (i out of range). Loop thread only.
  */
 int edge_upstream_node_stats(const edge_upstream_t *u, size_t i, edge_upstream_node_stats_t *out);
 

@@ -1,6 +1,7 @@
 /*
  * test_http_util.c: edge/http_util.h. Cache keys (good spellings, 20+ hostile ones), Range (good
- * lists, 20+ ignored or unsatisfiable ones), If-None-Match, Cache-Control, HTTP-date, freshness.
+ * lists, 20+ ignored or unsatisfiable ones, coalescing, the multipart/byteranges framing),
+ * If-None-Match, Cache-Control, HTTP-date, freshness.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -232,6 +233,92 @@ static void test_range_bad(void **state)
     assert_string_equal(why, "overlapping ranges");
 }
 
+static void test_range_coalesce(void **state)
+{
+    edge_range_set_t rs;
+
+    assert_int_equal(range("bytes=0-99,100-199", 1000, &rs), EDGE_RANGE_RANGES);
+    edge_range_coalesce(&rs);
+    assert_int_equal(rs.n, 1);
+    assert_true(rs.r[0].first == 0 && rs.r[0].last == 199);
+    assert_int_equal(range("bytes=0-9,10-19,20-29,40-49,50-", 100, &rs), EDGE_RANGE_RANGES);
+    edge_range_coalesce(&rs);
+    assert_int_equal(rs.n, 2);
+    assert_true(rs.r[0].first == 0 && rs.r[0].last == 29);
+    assert_true(rs.r[1].first == 40 && rs.r[1].last == 99);
+    /* Only a range that continues its predecessor: the client's order stays. */
+    assert_int_equal(range("bytes=100-199,0-99", 1000, &rs), EDGE_RANGE_RANGES);
+    edge_range_coalesce(&rs);
+    assert_int_equal(rs.n, 2);
+    assert_true(rs.r[0].first == 100 && rs.r[1].first == 0);
+    assert_int_equal(range("bytes=0-9,11-19", 1000, &rs), EDGE_RANGE_RANGES);
+    edge_range_coalesce(&rs);
+    assert_int_equal(rs.n, 2);
+    /* An open range (length unknown) continues nothing. */
+    assert_int_equal(range("bytes=10-,0-9", -1, &rs), EDGE_RANGE_RANGES);
+    edge_range_coalesce(&rs);
+    assert_int_equal(rs.n, 2);
+    rs.n = 0;
+    edge_range_coalesce(&rs);
+    assert_int_equal(rs.n, 0);
+}
+
+static void test_byteranges_layout(void **state)
+{
+    static const char part0[] = "--B0\r\nContent-Type: video/mp4\r\n"
+                                "Content-Range: bytes 0-9/100\r\n\r\n";
+    static const char part1[] = "\r\n--B0\r\nContent-Type: video/mp4\r\n"
+                                "Content-Range: bytes 90-99/100\r\n\r\n";
+    static const char close[] = "\r\n--B0--\r\n";
+    edge_range_set_t rs;
+    size_t off[EDGE_RANGE_MAX + 2], off2[EDGE_RANGE_MAX + 2];
+    uint64_t body, body2;
+    char out[512];
+
+    assert_int_equal(range("bytes=0-9,-10", 100, &rs), EDGE_RANGE_RANGES);
+    size_t need = edge_byteranges_layout(&rs, 100, "video/mp4", "B0", NULL, 0, off, &body);
+    size_t want = strlen(part0) + strlen(part1) + strlen(close);
+    assert_int_equal(need, want);
+    assert_int_equal(body, want + 20);
+    memset(out, 'x', sizeof(out));
+    assert_int_equal(edge_byteranges_layout(&rs, 100, "video/mp4", "B0", out, need, off2, &body2),
+                     need);
+    assert_memory_equal(off, off2, sizeof(size_t) * 4);
+    assert_int_equal(body2, body);
+    assert_int_equal(off[0], 0);
+    assert_int_equal(off[1], strlen(part0));
+    assert_int_equal(off[2], strlen(part0) + strlen(part1));
+    assert_int_equal(off[3], need);
+    assert_memory_equal(out, part0, strlen(part0));
+    assert_memory_equal(out + off[1], part1, strlen(part1));
+    assert_memory_equal(out + off[2], close, strlen(close));
+    assert_int_equal(out[need], 'x'); /* nothing written past the framing */
+
+    /* Too small: the same length is reported and nothing is written past the buffer. */
+    memset(out, 'x', sizeof(out));
+    assert_int_equal(edge_byteranges_layout(&rs, 100, "video/mp4", "B0", out, 20, off2, &body2),
+                     need);
+    for (size_t i = 20; i < sizeof(out); i++)
+        assert_int_equal(out[i], 'x');
+
+    /* No media type: the parts carry none. */
+    need = edge_byteranges_layout(&rs, 100, "", "B0", out, sizeof(out), off, &body);
+    assert_true(need < sizeof(out));
+    assert_memory_equal(out, "--B0\r\nContent-Range: bytes 0-9/100\r\n\r\n", off[1]);
+    assert_int_equal(edge_byteranges_layout(&rs, 100, NULL, "B0", NULL, 0, off2, &body2), need);
+
+    /* The largest positions the parser takes fit. */
+    int64_t big = 999999999999999999;
+    assert_int_equal(range("bytes=0-0,999999999999999990-", big, &rs), EDGE_RANGE_RANGES);
+    need = edge_byteranges_layout(&rs, (uint64_t)big, "a/b", "B0", out, sizeof(out), off, &body);
+    assert_true(need < sizeof(out));
+    static const char tail[] = "\r\n--B0\r\nContent-Type: a/b\r\nContent-Range: bytes "
+                               "999999999999999990-999999999999999998/999999999999999999\r\n\r\n";
+    assert_int_equal(off[2] - off[1], strlen(tail));
+    assert_memory_equal(out + off[1], tail, strlen(tail));
+    assert_int_equal(body, need + 1 + 9);
+}
+
 static int M(const char *hdr, const char *tag)
 {
     return edge_etag_match(hdr, strlen(hdr), tag);
@@ -371,10 +458,11 @@ static void test_ttl(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_key_good),   cmocka_unit_test(test_key_bad),
-        cmocka_unit_test(test_range_good), cmocka_unit_test(test_range_bad),
-        cmocka_unit_test(test_etag),       cmocka_unit_test(test_cc),
-        cmocka_unit_test(test_dates),      cmocka_unit_test(test_ttl),
+        cmocka_unit_test(test_key_good),       cmocka_unit_test(test_key_bad),
+        cmocka_unit_test(test_range_good),     cmocka_unit_test(test_range_bad),
+        cmocka_unit_test(test_range_coalesce), cmocka_unit_test(test_byteranges_layout),
+        cmocka_unit_test(test_etag),           cmocka_unit_test(test_cc),
+        cmocka_unit_test(test_dates),          cmocka_unit_test(test_ttl),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

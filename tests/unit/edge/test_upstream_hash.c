@@ -1,7 +1,7 @@
 /*
  * Rendezvous hashing of the upstream fetcher: stable, even, and minimal movement when a parent
- * joins or leaves. Also checks edge_upstream_pick() over a fetcher that is created on a loop but
- * never sends anything (health checks off).
+ * joins or leaves. Also checks edge_upstream_pick() and edge_upstream_reconfigure() over a fetcher
+ * that is created on a loop but never sends anything (health checks off).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -191,6 +191,112 @@ static void test_bad_config(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+static void node_is(edge_upstream_t *u, size_t i, const char *url, int is_parent, int healthy)
+{
+    edge_upstream_node_stats_t ns;
+    assert_int_equal(edge_upstream_node_stats(u, i, &ns), 0);
+    assert_string_equal(ns.url, url);
+    assert_int_equal(ns.is_parent, is_parent);
+    assert_int_equal(ns.healthy, healthy);
+}
+
+/* A reload: nodes that stay keep their health state wherever they move in the lists, new ones
+ * start up, parents are picked over the new list; a bad list changes nothing. */
+static void test_reconfigure(void **state)
+{
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    edge_upstream_config_t cfg;
+    edge_upstream_config_init(&cfg);
+    static const char *const origins[] = {"http://127.0.0.1:1", "http://127.0.0.1:2"};
+    cfg.origins = origins;
+    cfg.n_origins = 2;
+    cfg.parents = parents5;
+    cfg.n_parents = 4;
+    cfg.health_interval_ms = 0;
+    edge_upstream_t *u = NULL;
+    char err[128];
+    assert_int_equal(edge_upstream_new(&u, &loop, &cfg, err, sizeof(err)), 0);
+    edge__upstream_set_healthy(u, 1, 0); /* origin :2 */
+    edge__upstream_set_healthy(u, 4, 0); /* parent 10.0.0.3 */
+
+    static const char *const origins2[] = {"http://127.0.0.1:2", "http://127.0.0.1:3"};
+    static const char *const parents2[] = {"http://10.0.0.3:8080", "http://10.0.0.5:8080",
+                                           "http://10.0.0.1:8080"};
+    edge_upstream_config_t next;
+    edge_upstream_config_init(&next);
+    next.origins = origins2;
+    next.n_origins = 2;
+    next.parents = parents2;
+    next.n_parents = 3;
+    next.health_interval_ms = 5; /* ignored: only the lists change */
+    assert_int_equal(edge_upstream_reconfigure(u, &next, err, sizeof(err)), 0);
+    edge_upstream_stats_t st;
+    edge_upstream_stats(u, &st);
+    assert_int_equal(st.n_upstreams, 5);
+    node_is(u, 0, origins2[0], 0, 0);
+    node_is(u, 1, origins2[1], 0, 1);
+    node_is(u, 2, parents2[0], 1, 0);
+    node_is(u, 3, parents2[1], 1, 1);
+    node_is(u, 4, parents2[2], 1, 1);
+    edge_upstream_node_stats_t ns;
+    assert_int_equal(edge_upstream_node_stats(u, 5, &ns), EDGE_ERR_INVAL);
+    assert_int_equal(edge_upstream_node_stats(u, 0, &ns), 0);
+    assert_int_equal(ns.transitions, 1);
+
+    /* The parent that is down is skipped; the others are picked as over the new list. */
+    uint64_t h[3];
+    hashes(parents2, 3, h);
+    static const unsigned char up[3] = {0, 1, 1};
+    for (int i = 0; i < 500; i++) {
+        char k[32];
+        key_name(i, k, sizeof(k));
+        assert_string_equal(edge_upstream_pick(u, k), parents2[edge__hrw_pick(k, h, up, 3)]);
+    }
+    edge__upstream_set_healthy(u, 2, 1);
+    for (int i = 0; i < 500; i++) {
+        char k[32];
+        key_name(i, k, sizeof(k));
+        assert_string_equal(edge_upstream_pick(u, k), parents2[edge__hrw_pick(k, h, NULL, 3)]);
+    }
+
+    /* Refused lists leave the running ones as they were, and say which URL is wrong. */
+    static const char *const bad[] = {"http://127.0.0.1:4/path"};
+    next.origins = bad;
+    next.n_origins = 1;
+    assert_int_equal(edge_upstream_reconfigure(u, &next, err, sizeof(err)), EDGE_ERR_INVAL);
+    assert_non_null(strstr(err, "bad origin URL: http://127.0.0.1:4/path"));
+    next.origins = origins2;
+    next.n_origins = 2;
+    next.parents = bad;
+    next.n_parents = 1;
+    assert_int_equal(edge_upstream_reconfigure(u, &next, err, sizeof(err)), EDGE_ERR_INVAL);
+    assert_non_null(strstr(err, "bad parent URL"));
+    next.n_origins = next.n_parents = 0;
+    assert_int_equal(edge_upstream_reconfigure(u, &next, err, sizeof(err)), EDGE_ERR_INVAL);
+    edge_upstream_stats(u, &st);
+    assert_int_equal(st.n_upstreams, 5);
+    node_is(u, 0, origins2[0], 0, 0);
+    node_is(u, 2, parents2[0], 1, 1);
+
+    /* Origins only, with one URL turning from a parent into an origin: a new node, up. */
+    static const char *const origins3[] = {"http://10.0.0.3:8080"};
+    next.origins = origins3;
+    next.n_origins = 1;
+    next.n_parents = 0;
+    edge__upstream_set_healthy(u, 2, 0);
+    assert_int_equal(edge_upstream_reconfigure(u, &next, err, sizeof(err)), 0);
+    node_is(u, 0, origins3[0], 0, 1);
+    assert_string_equal(edge_upstream_pick(u, "live/a"), origins3[0]);
+
+    int closed = 0;
+    edge_upstream_close(u, on_closed, &closed);
+    assert_int_equal(edge_upstream_reconfigure(u, &next, err, sizeof(err)), EDGE_ERR_STATE);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(closed, 1);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -199,6 +305,7 @@ int main(void)
         cmocka_unit_test(test_minimal_movement),
         cmocka_unit_test(test_pick_api),
         cmocka_unit_test(test_bad_config),
+        cmocka_unit_test(test_reconfigure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
