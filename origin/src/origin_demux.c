@@ -8,9 +8,10 @@
  * stop, stall and probe deadlines. An API drop or a shutdown sets `stop`, seen within one timeout.
  *
  * Wake-ups: while media flows, the thread reads at most every ORIGIN_READ_EVERY_MS, taking all the
- * messages that are ready then (a 3 Mbit/s stream brings about 300 a second, each of which would
- * otherwise wake it, and wake it through libsrt's receive thread, on its own). That adds at most
- * that much to a frame's way; TSBPD being off (origin_srt.c) takes away far more.
+ * messages that are ready then. A 3 Mbit/s stream brings about 300 a second, each of which would
+ * otherwise wake a reader blocked in srt_recvmsg() through a libsrt thread. The cost is at most
+ * ORIGIN_READ_EVERY_MS more on a frame's way to its part, and /api/latency counts it (recv_ns in
+ * on_packet()); TSBPD being off (origin_srt.c) takes away far more.
  *
  * Latency: the read callback returns as soon as it has one message, plus those that are ready
  * already, without waiting for a full buffer; the probe size is small (mpegts only needs PAT/PMT,
@@ -81,6 +82,8 @@ typedef struct demux {
     origin_ingest_t *in;
     uint64_t start_ns;
     uint64_t next_read_ns; /* no blocking read before this while media flows */
+    uint64_t batch_ns;     /* when the bytes of the last read were first there to read, at the
+                              earliest: the start of the wait before it, if it waited */
     int has_track;
     uint64_t last_pkt_ns;
     int slot_index[HLS_NTRACKS]; /* AVStream index feeding each slot, or -1 */
@@ -204,21 +207,24 @@ static int on_read(void *opaque, uint8_t *buf, int size)
             origin__pub_set_reason(d->pub, "%s", d->eof_reason);
             return AVERROR_EOF;
         }
-        int r;
+        int r, slept = 0;
         uint64_t now = sw_mono_ns();
         if (now < d->next_read_ns && !ready(d)) {
             uint64_t ns = d->next_read_ns - now;
             struct timespec t = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
             nanosleep(&t, NULL);
+            slept = 1;
         }
         if (room >= MSG_MAX) {
             if ((r = recv_one(d, buf, room)) > 0) {
                 n = (size_t)r;
+                d->batch_ns = slept ? now : sw_mono_ns();
                 break;
             }
         } else if ((r = recv_one(d, d->carry, sizeof(d->carry))) > 0) {
             d->carry_off = 0;
             d->carry_len = (size_t)r;
+            d->batch_ns = slept ? now : sw_mono_ns();
         }
     }
     for (int i = 1; i < ORIGIN_DEMUX_BATCH && room - n >= MSG_MAX && ready(d); i++) {
@@ -461,7 +467,8 @@ static int on_packet(demux_t *d, const AVFormatContext *fmt, const AVPacket *pkt
     p->pts = pts;
     p->dts = dts;
     p->recv_ms = sw_now_ms();
-    p->recv_ns = now;
+    /* From when its newest bytes could have been read: the batching wait counts as latency. */
+    p->recv_ns = d->batch_ns != 0 && d->batch_ns < now ? d->batch_ns : now;
     p->len = (size_t)pkt->size;
     p->data = (uint8_t *)(p + 1);
     if (pkt->size > 0)

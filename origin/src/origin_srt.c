@@ -14,7 +14,9 @@
  * wake-ups per packet, most of the origin's CPU per stream. Without it libsrt delivers packets in
  * order as soon as they are complete and does not drop late ones: a lost packet is retransmitted
  * rather than skipped, so the DVR and the shorts keep every byte the publisher sent, and the bytes
- * still in flight when a publisher disconnects are read rather than discarded.
+ * still in flight when a publisher disconnects are read rather than discarded. In order even
+ * though senders mark live messages as deliverable out of order: test_origin_loss publishes
+ * through a relay that drops data packets and checks that the media comes out whole.
  *
  * Access control happens in the handshake (srt_listen_callback(), called on an SRT thread): the
  * streamid names the resource, the first matching rule sets the passphrase on the new socket, and
