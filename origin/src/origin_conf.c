@@ -113,9 +113,9 @@ static const sw_conf_key_t keys[] = {
     {"", "log_level", SW_CONF_LOGLEVEL, OFF(log_level), 0, 0, NULL, "info",
      "error, warn, info or debug"},
     {"srt", "latency", SW_CONF_DURATION, OFF(srt_latency_ms), 20, 8000, NULL, "120ms",
-     "SRT latency (the sender's is negotiated up to it; with tsbpd, the receiver's delay)"},
-    {"srt", "tsbpd", SW_CONF_BOOL, OFF(srt_tsbpd), 0, 0, NULL, "no",
-     "pace delivery by sending time and drop late packets; no: every packet, as it arrives"},
+     "SRT receiver latency (the sender's is negotiated up to it)"},
+    {"srt", "tsbpd", SW_CONF_BOOL, OFF(srt_tsbpd), 0, 0, NULL, "yes",
+     "timestamp-based delivery: drop what cannot be recovered within latency; no: retransmit all"},
     {"srt", "stall_timeout", SW_CONF_DURATION, OFF(srt_stall_ms), 500, 600000, NULL, "10s",
      "a publisher that sends no media for this long is dropped"},
     {"srt", "probe_timeout", SW_CONF_DURATION, OFF(srt_probe_ms), 500, 60000, NULL, "5s",
@@ -160,6 +160,7 @@ void origin_config_init(origin_config_t *c)
     c->data = strdup("/var/lib/shortwave");
     c->log_level = SW_LOG_INFO;
     c->srt_latency_ms = 120;
+    c->srt_tsbpd = 1;
     c->srt_stall_ms = 10000;
     c->srt_probe_ms = 5000;
     c->segment_ms = 2000;

@@ -11,7 +11,7 @@
  * messages that are ready then. A 3 Mbit/s stream brings about 300 a second, each of which would
  * otherwise wake a reader blocked in srt_recvmsg() through a libsrt thread. The cost is at most
  * ORIGIN_READ_EVERY_MS more on a frame's way to its part, and /api/latency counts it (recv_ns in
- * on_packet()); TSBPD being off (origin_srt.c) takes away far more.
+ * on_packet()).
  *
  * Latency: the read callback returns as soon as it has one message, plus those that are ready
  * already, without waiting for a full buffer; the probe size is small (mpegts only needs PAT/PMT,

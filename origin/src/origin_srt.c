@@ -8,15 +8,14 @@
  * thread (origin_demux.c), which reads it directly, as ffmpeg's srt:// protocol does: queueing
  * every message through another thread cost two thread hand-offs per 1316-byte message.
  *
- * Timestamp-based packet delivery (TSBPD, `[srt] tsbpd`) is off by default. It paces the delivery
- * of packets by their sending time, for players; a remuxer has no use for that pacing (the media
- * carries its own timestamps), and it costs a libsrt thread per publisher and two more thread
- * wake-ups per packet, most of the origin's CPU per stream. Without it libsrt delivers packets in
- * order as soon as they are complete and does not drop late ones: a lost packet is retransmitted
- * rather than skipped, so the DVR and the shorts keep every byte the publisher sent, and the bytes
- * still in flight when a publisher disconnects are read rather than discarded. In order even
- * though senders mark live messages as deliverable out of order: test_origin_loss publishes
- * through a relay that drops data packets and checks that the media comes out whole.
+ * Timestamp-based packet delivery (TSBPD, `[srt] tsbpd`) is on by default, as in libsrt. It paces
+ * delivery by sending time, which a remuxer does not need, and costs a libsrt thread per
+ * publisher; but with it a packet that cannot be recovered within the latency is dropped (by the
+ * sender too), which bounds what an overloaded link or origin retransmits. Off, libsrt delivers
+ * packets in order as soon as they are complete and retransmits every lost one however late:
+ * cheaper per packet and lossless on a sound link (test_origin_loss runs both through a relay
+ * that drops 5 % of the data packets), but with no bound on retransmission: 150 publishers on an
+ * overloaded machine went into a retransmission spiral and lost their connections.
  *
  * Access control happens in the handshake (srt_listen_callback(), called on an SRT thread): the
  * streamid names the resource, the first matching rule sets the passphrase on the new socket, and

@@ -77,10 +77,10 @@ def main():
                         "--data", "/proc/nope"], capture_output=True, timeout=20)
     check(r.returncode != 0 and b"/proc/nope" in r.stderr, f"an unusable data folder is refused ({r.stderr.decode().strip()})")
 
-    # [srt] tsbpd: off by default (packets straight to the demuxer); on still ingests.
+    # [srt] tsbpd: on by default; off still ingests.
     from swtest import ffmpeg_publish
     import json
-    for conf, said in (("", "TSBPD off"), ("[srt]\ntsbpd = yes\nlatency = 200ms\n", "TSBPD on, latency 200 ms")):
+    for conf, said in (("[srt]\nlatency = 200ms\n", "TSBPD on, latency 200 ms"), ("[srt]\ntsbpd = no\n", "TSBPD off")):
         o = Origin(extra_conf=conf)
         pub = ffmpeg_publish(o.srt_url("live/tsbpd"), seconds=6, size="320x240", bitrate="400k")
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """A publisher on a lossy link loses nothing: the same 8 s of media is published once directly
 and once through a UDP relay that drops 5 % of the SRT data packets on their way to the origin.
-SRT retransmits them, the origin (TSBPD off by default) hands them to the demuxer in order, and
+SRT retransmits them within the latency and the origin hands them to the demuxer in order, and
 both runs give the same frames: no packet without timestamps, no dropped sample, no
-discontinuity."""
+discontinuity. Run with TSBPD on (the default, 120 ms) and off ([srt] tsbpd = no)."""
 import json
 import random
 import select
@@ -76,31 +76,36 @@ def publish(o, name, relay=None):
     return s, lost
 
 
-def main():
-    o = Origin()
+def one_mode(conf, what):
+    o = Origin(extra_conf=conf)
     clean, _ = publish(o, "direct")
     relay = LossyRelay(o.srt_port, 0.05)
     lossy, lost = publish(o, "lossy", relay)
     relay.stop()
-    log(f"relay: {relay.passed} data and control packets passed, {relay.dropped} data packets dropped; "
-        f"the origin counted {lost:.0f} lost")
-    check(clean is not None and lossy is not None, "both publishers came and went")
+    log(f"{what}: relay: {relay.passed} data and control packets passed, {relay.dropped} data packets "
+        f"dropped; the origin counted {lost:.0f} lost")
+    check(clean is not None and lossy is not None, f"{what}: both publishers came and went")
     if clean is None or lossy is None:
         return
-    check(relay.dropped > 50 and lost > 0, f"the relay dropped packets ({relay.dropped}) and SRT saw losses ({lost:.0f})")
+    check(relay.dropped > 50 and lost > 0,
+          f"{what}: the relay dropped packets ({relay.dropped}) and SRT saw losses ({lost:.0f})")
     for s in (clean, lossy):
-        log(f"{s['name']}: packets {s['packets']}, segments {s['segments']}, parts {s['parts']}, "
+        log(f"{what}: {s['name']}: packets {s['packets']}, segments {s['segments']}, parts {s['parts']}, "
             f"dropped samples {s['dropped_samples']}, discontinuities {s['discontinuities']}")
     # ffmpeg's -t cuts the audio at a slightly different frame from run to run: one or two.
     check(abs(lossy["packets"] - clean["packets"]) <= 2,
-          f"the lossy run demuxed as many frames as the direct one ({lossy['packets']} and {clean['packets']}, "
-          "give or take the audio frame where ffmpeg's -t cuts)")
+          f"{what}: the lossy run demuxed as many frames as the direct one ({lossy['packets']} and "
+          f"{clean['packets']}, give or take the audio frame where ffmpeg's -t cuts)")
     check(lossy["dropped_samples"] == 0 and lossy["discontinuities"] <= 1,
-          "no sample dropped and no discontinuity but the publisher's end")
-    check(abs(lossy["parts"] - clean["parts"]) <= 1, f"the same parts ({lossy['parts']} and {clean['parts']})")
-    check("without timestamps" not in o.output(), "no packet came out of the demuxer without timestamps")
-    check(o.stop_clean(), "origin exits 0 on SIGTERM")
+          f"{what}: no sample dropped and no discontinuity but the publisher's end")
+    check(abs(lossy["parts"] - clean["parts"]) <= 1, f"{what}: the same parts ({lossy['parts']} and {clean['parts']})")
+    check("without timestamps" not in o.output(), f"{what}: no packet came out of the demuxer without timestamps")
+    check(o.stop_clean(), f"{what}: origin exits 0 on SIGTERM")
 
+
+def main():
+    one_mode("", "TSBPD on")
+    one_mode("[srt]\ntsbpd = no\n", "TSBPD off")
 
 if __name__ == "__main__":
     run(main)
