@@ -791,7 +791,7 @@ static void set_healthy(edge_upstream_t *u, up_node_t *n, int healthy, const cha
     n->healthy = healthy;
     n->st.healthy = healthy;
     n->st.transitions++;
-    if (n->is_parent)
+    if (n->is_parent && n->configured) /* a retired node has no place in parent_up[] */
         u->parent_up[n->idx - u->n_origins] = (unsigned char)healthy;
     if (healthy)
         sw_log(SW_LOG_INFO, "upstream", "%s is up again (%s)", n->url, why);

@@ -467,7 +467,7 @@ int origin_new(origin_t **out, uv_loop_t *loop, const origin_config_t *cfg, char
     origin_ingest_config_t ic = {
         .listen = cfg->srt,
         .latency_ms = (int)cfg->srt_latency_ms,
-        .tsbpd = cfg->srt_tsbpd,
+        .no_tsbpd = !cfg->srt_tsbpd,
         .stall_ms = (int)cfg->srt_stall_ms,
         .probe_ms = (int)cfg->srt_probe_ms,
         .rules = rules,

@@ -147,7 +147,9 @@ static void socket_ended(demux_t *d, int err)
     if (idle_ms >= 4000)
         snprintf(d->eof_reason, sizeof(d->eof_reason),
                  "connection timed out (no packets from the peer for %.1f s)", idle_ms / 1000.0);
-    else if (err == SRT_ECONNLOST || err == 0)
+    /* SRT_EINVSOCK: the connection broke and libsrt's collector dropped the socket before this
+     * thread read again (seen under ThreadSanitizer): an end like any other. */
+    else if (err == SRT_ECONNLOST || err == SRT_EINVSOCK || err == 0)
         snprintf(d->eof_reason, sizeof(d->eof_reason), "peer closed the connection");
     else
         snprintf(d->eof_reason, sizeof(d->eof_reason), "connection error: %s",

@@ -168,7 +168,7 @@ static int copy_config(origin_ingest_t *in, const origin_ingest_config_t *cfg, c
                        size_t errlen)
 {
     in->latency_ms = cfg->latency_ms > 0 ? cfg->latency_ms : 120;
-    in->tsbpd = cfg->tsbpd != 0;
+    in->tsbpd = !cfg->no_tsbpd;
     in->stall_ms = cfg->stall_ms > 0 ? cfg->stall_ms : 10000;
     in->probe_ms = cfg->probe_ms > 0 ? cfg->probe_ms : 5000;
     in->queue_bytes = cfg->queue_bytes; /* unused; kept for the config struct's sake */

@@ -42,7 +42,7 @@ typedef struct origin_srt_pull {
 typedef struct origin_ingest_config {
     const char *listen; /* "0.0.0.0:9000" */
     int latency_ms;     /* SRTO_LATENCY for accepted sockets, default 120 */
-    int tsbpd;          /* SRTO_TSBPDMODE: pace delivery by sending time (off: as it arrives) */
+    int no_tsbpd;       /* SRTO_TSBPDMODE off: deliver as packets arrive (see origin_srt.c) */
     int stall_ms;       /* no media bytes for this long drops the publisher, default 10000 */
     int probe_ms;       /* no supported elementary stream within this drops it, default 5000 */
     size_t queue_bytes; /* unused: the demux threads read their sockets directly, with no queue */

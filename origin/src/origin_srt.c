@@ -339,9 +339,14 @@ static int pub_start(origin_ingest_t *in, SRTSOCKET s, const char *name, const c
     ev->pub = pub;
     origin__post(in, ev);
 
-    if (pthread_create(&pub->thread, NULL, origin__demux_main, pub) == 0) {
-        pub->thread_started = 1;
-    } else {
+    /* Under pub->mutex: the demux thread takes it (to check its deadlines, to record why it
+     * ended) before it can hand `pub` back for freeing, so these writes come first even when the
+     * thread ends at once and srt_main, another thread, closes it. */
+    pthread_mutex_lock(&pub->mutex);
+    int rc = pthread_create(&pub->thread, NULL, origin__demux_main, pub);
+    pub->thread_started = rc == 0;
+    pthread_mutex_unlock(&pub->mutex);
+    if (rc != 0) {
         origin__pub_set_reason(pub, "could not start a demux thread");
         pthread_mutex_lock(&in->mutex);
         pub->close_next = in->close_list;

@@ -206,10 +206,16 @@ def parent_dies(o, parents, children, streams):
           "edge-a reloads its parents: P2 only")
     path = f"/live/{streams[0]}/v.m3u8"
     seen = len(p2.logged(path))
-    time.sleep(1.1)  # edge-a's playlist (max-age=1) is stale: the next request fetches it
-    st, _, _ = a.get(path, timeout=20)
-    check(st == 200 and len(p2.logged(path)) > seen and "needs a restart" not in a.output(),
-          f"edge-a {path} after the reload: {st}, through P2")
+    # edge-a's copy of the playlist (max-age=1) goes stale within a second, and P2 writes its
+    # access-log line after its answer: ask again until P2 has logged a new request.
+    statuses = []
+
+    def through_p2():
+        statuses.append(a.get(path, timeout=20)[0])
+        return statuses[-1] == 200 and len(p2.logged(path)) > seen
+    ok = wait_for(through_p2, 10, interval=0.5)
+    check(ok and "needs a restart" not in a.output(),
+          f"edge-a {path} after the reload: {statuses[-5:]}, through P2")
     for c in children:
         check(c.alive() and not c.died_badly(), f"{c.name} alive")
 

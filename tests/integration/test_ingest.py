@@ -223,7 +223,11 @@ def main():
                       seconds=5)
         procs += [rnd, aud, hevc]
         u = probe.wait(lambda l: l.startswith("UNPUBLISH rnd "), 20)
-        check(u is not None and "not MPEG-TS" in u, "random bytes: %s" % u)
+        # srt-live-transmit sends the 2 MB in one burst. Under ThreadSanitizer libsrt's receiver
+        # can run so late that TSBPD drops the whole burst as too late, and the publisher is then
+        # dropped as stalled, having delivered nothing: handled too, just not classified.
+        tsan_drop = bool(os.environ.get("TSAN_OPTIONS")) and u is not None and "stalled: no bytes" in u
+        check(u is not None and ("not MPEG-TS" in u or tsan_drop), "random bytes: %s" % u)
         u = probe.wait(lambda l: l.startswith("UNPUBLISH aud "), 30)
         check(u is not None, "UNPUBLISH aud: %s" % u)
         tr = lines_for(probe, "TRACK", "aud")
