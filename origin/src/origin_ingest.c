@@ -36,6 +36,19 @@ void origin__post(origin_ingest_t *in, origin__event_t *ev)
     uv_async_send(&in->async);
 }
 
+int origin__cond_wait_ms(pthread_cond_t *cond, pthread_mutex_t *mutex, long ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return pthread_cond_timedwait(cond, mutex, &ts);
+}
+
 void origin__pub_set_reason(origin_pub_t *pub, const char *fmt, ...)
 {
     va_list ap;
@@ -291,16 +304,8 @@ void origin_ingest_free(origin_ingest_t *in)
         drain(in);
         pthread_mutex_lock(&in->mutex);
         size_t left = in->npubs;
-        if (left > 0 && in->ev_head == NULL) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 50 * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
-            pthread_cond_timedwait(&in->cond, &in->mutex, &ts);
-        }
+        if (left > 0 && in->ev_head == NULL)
+            origin__cond_wait_ms(&in->cond, &in->mutex, 50);
         pthread_mutex_unlock(&in->mutex);
         if (left == 0)
             break;

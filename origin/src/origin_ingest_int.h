@@ -132,6 +132,8 @@ struct origin_ingest {
 
 /* origin_ingest.c */
 void origin__post(origin_ingest_t *in, origin__event_t *ev);
+/* pthread_cond_timedwait() for at most `ms` from now (`mutex` held). */
+int origin__cond_wait_ms(pthread_cond_t *cond, pthread_mutex_t *mutex, long ms);
 void origin__pub_set_reason(origin_pub_t *pub, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void origin__pub_free(origin_pub_t *pub);

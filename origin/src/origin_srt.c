@@ -394,36 +394,34 @@ static void process_close_list(origin_ingest_t *in)
  * listener fails (closed by origin__srt_stop()). */
 static int accept_one(origin_ingest_t *in)
 {
-    for (int i = 0; i < 1; i++) {
-        struct sockaddr_storage ss;
-        int sslen = sizeof(ss);
-        SRTSOCKET s = srt_accept(in->listener, (struct sockaddr *)&ss, &sslen);
-        if (s == SRT_INVALID_SOCK)
-            return -1;
+    struct sockaddr_storage ss;
+    int sslen = sizeof(ss);
+    SRTSOCKET s = srt_accept(in->listener, (struct sockaddr *)&ss, &sslen);
+    if (s == SRT_INVALID_SOCK)
+        return -1;
 
-        char peer[64], sid[513], resource[ORIGIN__RESOURCE_MAX], mode[16];
-        char name[ORIGIN__NAME_MAX + 1];
-        int sidlen = sizeof(sid) - 1;
-        sw_addr_format(&ss, peer, sizeof(peer));
-        if (srt_getsockflag(s, SRTO_STREAMID, sid, &sidlen) != 0)
-            sidlen = 0;
-        sid[sidlen] = '\0';
-        /* Parsed and checked in on_listen() already; this only recovers the name. */
-        if (origin_streamid_parse(sid, (size_t)sidlen, resource, sizeof(resource), mode,
-                                  sizeof(mode), NULL) != 0 ||
-            origin_stream_name(resource, name, sizeof(name), NULL) != 0) {
-            srt_close(s);
-            continue;
-        }
-        if (names_confirm(in, name, s) != 0) {
-            sw_log(SW_LOG_WARN, "srt", "refused %s for %s: its reservation expired", peer, name);
-            srt_close(s);
-            continue;
-        }
-        if (pub_start(in, s, name, resource, peer, -1) != 0) {
-            origin__names_release(in, name, s);
-            srt_close(s);
-        }
+    char peer[64], sid[513], resource[ORIGIN__RESOURCE_MAX], mode[16];
+    char name[ORIGIN__NAME_MAX + 1];
+    int sidlen = sizeof(sid) - 1;
+    sw_addr_format(&ss, peer, sizeof(peer));
+    if (srt_getsockflag(s, SRTO_STREAMID, sid, &sidlen) != 0)
+        sidlen = 0;
+    sid[sidlen] = '\0';
+    /* Parsed and checked in on_listen() already; this only recovers the name. */
+    if (origin_streamid_parse(sid, (size_t)sidlen, resource, sizeof(resource), mode, sizeof(mode),
+                              NULL) != 0 ||
+        origin_stream_name(resource, name, sizeof(name), NULL) != 0) {
+        srt_close(s);
+        return 0;
+    }
+    if (names_confirm(in, name, s) != 0) {
+        sw_log(SW_LOG_WARN, "srt", "refused %s for %s: its reservation expired", peer, name);
+        srt_close(s);
+        return 0;
+    }
+    if (pub_start(in, s, name, resource, peer, -1) != 0) {
+        origin__names_release(in, name, s);
+        srt_close(s);
     }
     return 0;
 }
@@ -611,16 +609,8 @@ static void *srt_main(void *arg)
 
     while (!atomic_load(&in->srt_stop)) {
         pthread_mutex_lock(&in->mutex);
-        if (in->close_list == NULL && !atomic_load(&in->srt_stop)) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += WAIT_MS * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
-            pthread_cond_timedwait(&in->srt_cond, &in->mutex, &ts);
-        }
+        if (in->close_list == NULL && !atomic_load(&in->srt_stop))
+            origin__cond_wait_ms(&in->srt_cond, &in->mutex, WAIT_MS);
         pthread_mutex_unlock(&in->mutex);
         process_close_list(in);
         for (size_t i = 0; i < in->npulls; i++)

@@ -14,7 +14,7 @@ import time
 import urllib.parse
 
 import swtest
-from swtest import Proc, free_port, http_get, wait_for
+from swtest import Proc, free_port, http_get, parse_metrics, wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.environ.get("SW_SOURCE", os.path.join(HERE, "..", ".."))
@@ -74,17 +74,7 @@ class Edge(Proc):
             raise RuntimeError(f"edge did not start:\n{self.output()}")
 
     def metrics(self):
-        st, _, body = http_get(self.base + "/metrics", timeout=3)
-        out = {}
-        for ln in body.decode("utf-8", "replace").splitlines():
-            if ln.startswith("#") or not ln.strip():
-                continue
-            k, _, v = ln.rpartition(" ")
-            try:
-                out[k] = float(v)
-            except ValueError:
-                pass
-        return out
+        return parse_metrics(http_get(self.base + "/metrics", timeout=3)[2])
 
 
 def node(mode, *args, timeout=120):

@@ -108,13 +108,11 @@ static void on_closed(void *data)
     (*(int *)data)++;
 }
 
-static void test_pick_api(void **state)
+/* An upstream over two origins and the first four of parents5, without health checks. */
+static edge_upstream_t *upstream_new(uv_loop_t *loop, const char *const origins[2])
 {
-    uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
     edge_upstream_config_t cfg;
     edge_upstream_config_init(&cfg);
-    static const char *const origins[] = {"http://127.0.0.1:1", "h2c://127.0.0.1:2/"};
     cfg.origins = origins;
     cfg.n_origins = 2;
     cfg.parents = parents5;
@@ -122,7 +120,16 @@ static void test_pick_api(void **state)
     cfg.health_interval_ms = 0;
     edge_upstream_t *u = NULL;
     char err[128];
-    assert_int_equal(edge_upstream_new(&u, &loop, &cfg, err, sizeof(err)), 0);
+    assert_int_equal(edge_upstream_new(&u, loop, &cfg, err, sizeof(err)), 0);
+    return u;
+}
+
+static void test_pick_api(void **state)
+{
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    static const char *const origins[] = {"http://127.0.0.1:1", "h2c://127.0.0.1:2/"};
+    edge_upstream_t *u = upstream_new(&loop, origins);
 
     uint64_t h[4];
     hashes(parents5, 4, h);
@@ -206,17 +213,8 @@ static void test_reconfigure(void **state)
 {
     uv_loop_t loop;
     assert_int_equal(uv_loop_init(&loop), 0);
-    edge_upstream_config_t cfg;
-    edge_upstream_config_init(&cfg);
     static const char *const origins[] = {"http://127.0.0.1:1", "http://127.0.0.1:2"};
-    cfg.origins = origins;
-    cfg.n_origins = 2;
-    cfg.parents = parents5;
-    cfg.n_parents = 4;
-    cfg.health_interval_ms = 0;
-    edge_upstream_t *u = NULL;
-    char err[128];
-    assert_int_equal(edge_upstream_new(&u, &loop, &cfg, err, sizeof(err)), 0);
+    edge_upstream_t *u = upstream_new(&loop, origins);
     edge__upstream_set_healthy(u, 1, 0); /* origin :2 */
     edge__upstream_set_healthy(u, 4, 0); /* parent 10.0.0.3 */
 
@@ -224,6 +222,7 @@ static void test_reconfigure(void **state)
     static const char *const parents2[] = {"http://10.0.0.3:8080", "http://10.0.0.5:8080",
                                            "http://10.0.0.1:8080"};
     edge_upstream_config_t next;
+    char err[128];
     edge_upstream_config_init(&next);
     next.origins = origins2;
     next.n_origins = 2;
