@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Edge benchmark (issue 3, acceptance 6). Prints figures; it is not a test and always exits 0.
 
-    sh scripts/build.sh && python3 bench/edge_bench.py        # about 4 minutes with the defaults
+    sh scripts/build.sh && python3 bench/edge_bench.py        # about 8 minutes with the defaults
 
 Servers, each pinned to one core (taskset -c --server-cpu), all on 127.0.0.1:
   shortwave   shortwave-edge --workers 1: HTTP/1.1 and h2c on one port, HTTP/2 over TLS on another
@@ -11,10 +11,13 @@ Servers, each pinned to one core (taskset -c --server-cpu), all on 127.0.0.1:
 The load generators (wrk for HTTP/1.1, h2load for h2c and TLS) run pinned to --client-cpu.
 
 Phases:
-1. Hot objects: a 730 KB segment and a small playlist, fetched once to warm each cache, then
-   --seconds of load per (server, protocol, object). Figures: GB/s (wrk's Transfer/sec, h2load's
-   traffic rate), requests/s, p99 latency (wrk --latency; h2load per-request log), and ratios of
-   shortwave to each peer. Peak RSS (VmHWM of all the server's processes) at the end.
+1. Hot objects: a 730 KB segment and a small playlist, fetched twice to warm each cache, then
+   --seconds of load per (server, protocol, object), --rounds times with the servers taking turns
+   within a round, so that a slow spell of the machine falls on all of them. Figures, from the
+   median run: GB/s (wrk's Transfer/sec, h2load's traffic rate; the range over the rounds beside
+   it), requests/s, p99 latency (wrk --latency; h2load per-request log), the server's CPU (all its
+   processes; 100 % is the one core it may use) and the TLS cipher h2load negotiated; then ratios
+   of shortwave to each peer. Peak RSS (VmHWM of all the server's processes) at the end.
 2. Collapsing: --waiters clients (HTTP/1.1, one request each, all at once) ask for a new segment
    that the origin streams over --origin-ms (as a live origin does while the segment is written).
    Figures: origin requests for it (goal: 1), and the wait each client had beyond the origin's
@@ -164,6 +167,26 @@ def peak_rss_mb(p):
         except OSError:
             pass
     return total / 1024
+
+
+def cpu_seconds(p):
+    """utime + stime of every process in p's session, in seconds."""
+    ticks = 0
+    for pid in session_pids(p):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def median_run(runs):
+    """The run with the median throughput (its own p99 and CPU with it)."""
+    if not runs:
+        return None
+    return sorted(runs, key=lambda r: r["Bps"])[len(runs) // 2]
 
 
 def wait_port(port, timeout=10):
@@ -330,8 +353,9 @@ def run_h2load(a, url, log):
         pass
     durs.sort()
     p99 = durs[min(len(durs) - 1, int(len(durs) * 0.99))] if durs else None
+    cipher = re.search(r"Cipher: (\S+)", out)
     return {"Bps": unit_bytes(m.group(2), m.group(3)), "rps": float(m.group(1)), "p99_ms": p99,
-            "errors": int(ok.group(2))}
+            "errors": int(ok.group(2)), "cipher": cipher.group(1) if cipher else None}
 
 
 # ---- the run ---------------------------------------------------------------------------------
@@ -371,7 +395,8 @@ def collapse(a, name, urls, counts, spans, n_run):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--bin", default=os.path.join(ROOT, "build", "bin"))
-    ap.add_argument("--seconds", type=int, default=8, help="load per measurement")
+    ap.add_argument("--seconds", type=int, default=5, help="load per measurement")
+    ap.add_argument("--rounds", type=int, default=3, help="measurements per figure (median kept)")
     ap.add_argument("--conns", type=int, default=32, help="wrk connections")
     ap.add_argument("--h2-conns", type=int, default=8)
     ap.add_argument("--h2-streams", type=int, default=8)
@@ -407,6 +432,7 @@ def main():
         print(f"edge benchmark: server on cpu {a.server_cpu}, load on cpu {a.client_cpu}, "
               f"{a.seconds} s per figure, hot segment {SEG_BYTES} B, playlist {len(PLAYLIST)} B")
         results = {}
+        running = []  # (name, process, urls)
         port = a.base_port + 10
         for name, start in SERVERS:
             if name not in a.servers.split(","):
@@ -417,21 +443,45 @@ def main():
             if not all(wait_port(int(u.rsplit(":", 1)[1])) for u in urls.values()):
                 print(f"{name}: did not start")
                 continue
-            res = results[name] = {}
-            for obj, path in (("segment", "/hot/seg.m4s"), ("playlist", "/hot/index.m3u8")):
-                for proto, url in urls.items():
-                    u = url + path
+            running.append((name, p, urls))
+            results[name] = {}
+        # Every figure is taken --rounds times, the servers in turn within a round, so that a
+        # slow spell of the machine falls on all of them; the median is kept.
+        for obj, path in (("segment", "/hot/seg.m4s"), ("playlist", "/hot/index.m3u8")):
+            for proto in ("h1", "h2c", "tls"):
+                runs = {name: [] for name, _, _ in running}
+                for name, p, urls in running:
+                    if proto not in urls:
+                        continue
                     # Warm the cache (twice: Varnish and nginx keep the second copy).
                     for _ in range(2):
-                        curl_ok(u, h2c=proto == "h2c")
-                    if proto == "h1":
-                        r = run_wrk(a, u)
-                    else:
-                        r = run_h2load(a, u, f"{tmp}/{name}-{proto}-{obj}.log")
-                    res[(obj, proto)] = r
-                    print(f"  {name:9} {obj:8} {proto:3}  {fmt(r, 'Bps'):>11}  {fmt(r, 'rps'):>13}  "
-                          f"p99 {fmt(r, 'p99'):>9}" + (f"  errors {r['errors']}" if r and r["errors"] else ""),
-                          flush=True)
+                        curl_ok(urls[proto] + path, h2c=proto == "h2c")
+                for rnd in range(a.rounds):
+                    for name, p, urls in running:
+                        if proto not in urls:
+                            continue
+                        u = urls[proto] + path
+                        t0 = cpu_seconds(p)
+                        if proto == "h1":
+                            r = run_wrk(a, u)
+                        else:
+                            r = run_h2load(a, u, f"{tmp}/{name}-{proto}-{obj}.log")
+                        if r is not None:
+                            r["cpu"] = (cpu_seconds(p) - t0) / a.seconds
+                            runs[name].append(r)
+                for name, _, _ in running:
+                    r = median_run(runs[name])
+                    results[name][(obj, proto)] = r
+                    if r is None:
+                        continue
+                    spread = (f"  [{min(x['Bps'] for x in runs[name]) / 1e9:.2f}-"
+                              f"{max(x['Bps'] for x in runs[name]) / 1e9:.2f}]")
+                    print(f"  {name:9} {obj:8} {proto:3}  {fmt(r, 'Bps'):>11}{spread:14} "
+                          f"{fmt(r, 'rps'):>13}  p99 {fmt(r, 'p99'):>9}  server {r['cpu'] * 100:3.0f}% cpu"
+                          + (f"  {r['cipher']}" if r.get("cipher") else "")
+                          + (f"  errors {r['errors']}" if r["errors"] else ""), flush=True)
+        for name, p, urls in running:
+            res = results[name]
             if name != "h2o":
                 n, waits, okc = collapse(a, name, urls, counts, spans, 0)
                 res["collapse"] = (n, waits, okc)
@@ -448,7 +498,9 @@ def main():
 
         sw = results.get("shortwave")
         if sw:
-            print("\nratios, shortwave / peer (throughput; >1 is faster), and p99 latency:")
+            print("\nratios, shortwave / peer (throughput, >1 is faster; then throughput per second of "
+                  "server CPU, which\ncounts for a server that did not fill its core: the load "
+                  "generator was the limit), and p99 latency:")
             for obj in ("segment", "playlist"):
                 for proto in ("h1", "h2c", "tls"):
                     mine = sw.get((obj, proto))
@@ -456,7 +508,11 @@ def main():
                     for peer in ("nginx", "varnish", "h2o"):
                         theirs = results.get(peer, {}).get((obj, proto))
                         if mine and theirs:
-                            cells.append(f"{peer} {mine['Bps'] / theirs['Bps']:.2f}x "
+                            per_cpu = ""
+                            if mine["cpu"] > 0 and theirs["cpu"] > 0:
+                                eff = (mine["Bps"] / mine["cpu"]) / (theirs["Bps"] / theirs["cpu"])
+                                per_cpu = f", per CPU {eff:.2f}x"
+                            cells.append(f"{peer} {mine['Bps'] / theirs['Bps']:.2f}x{per_cpu} "
                                          f"(p99 {fmt(mine, 'p99')} vs {fmt(theirs, 'p99')})")
                     print(f"  {obj:8} {proto:3}  " + ("; ".join(cells) if cells else "n/a"))
         origin.shutdown()

@@ -300,6 +300,8 @@ static const sw_conf_key_t keys[] = {
      "a response whose queued bytes make no progress this long closes the connection"},
     {"http", "drain_timeout", SW_CONF_DURATION, OFF(drain_timeout_ms), 0, 3600000, NULL, "10s",
      "on SIGTERM, how long responses under way may take to finish"},
+    {"http", "notsent_lowat", SW_CONF_SIZE, OFF(notsent_lowat), 0, 64 << 20, NULL, "256k",
+     "kernel buffer of output not yet sent, per connection (TCP_NOTSENT_LOWAT); 0: the kernel's"},
     {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL},
 };
 
@@ -353,6 +355,7 @@ void edge_config_init(edge_config_t *c)
     c->overlay_cart_rate = 5;
     c->overlay_cart_burst = 10;
     c->drain_timeout_ms = 10000;
+    c->notsent_lowat = 256 * 1024;
 }
 
 void edge_config_dispose(edge_config_t *c)

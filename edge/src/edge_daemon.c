@@ -208,11 +208,11 @@ static char *restart_keys(const edge_config_t *c)
                   "[http] max_connections=%lld\n[http] max_header_bytes=%lld\n"
                   "[http] max_streams=%lld\n[http] idle_timeout=%lld\n"
                   "[http] header_timeout=%lld\n[http] send_timeout=%lld\n"
-                  "[http] drain_timeout=%lld\n",
+                  "[http] drain_timeout=%lld\n[http] notsent_lowat=%lld\n",
                   (long long)c->max_connections, (long long)c->max_header_bytes,
                   (long long)c->max_streams, (long long)c->idle_timeout_ms,
                   (long long)c->header_timeout_ms, (long long)c->send_timeout_ms,
-                  (long long)c->drain_timeout_ms);
+                  (long long)c->drain_timeout_ms, (long long)c->notsent_lowat);
     /* The overlay is built once, from these. The token key is named by a hash, not written. */
     const char *tk = c->overlay_token_key;
     char rbuf[256];

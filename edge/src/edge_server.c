@@ -1241,6 +1241,7 @@ int edge__server_new(edge_server_t **out, uv_loop_t *loop, const edge_config_t *
     hc.header_timeout_ms = (uint32_t)cfg->header_timeout_ms;
     hc.send_timeout_ms = (uint32_t)cfg->send_timeout_ms;
     hc.drain_timeout_ms = (uint32_t)cfg->drain_timeout_ms;
+    hc.notsent_lowat = (uint32_t)cfg->notsent_lowat;
     if (sw_http_server_new(&s->http, loop, &hc, on_request, s) != 0) {
         rv = EDGE_ERR_NOMEM;
         snprintf(err, errlen, "out of memory");

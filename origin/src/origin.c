@@ -436,6 +436,7 @@ int origin_new(origin_t **out, uv_loop_t *loop, const origin_config_t *cfg, char
     hc.max_connections = (uint32_t)cfg->http_max_connections;
     hc.idle_timeout_ms = (uint32_t)cfg->http_idle_ms;
     hc.header_timeout_ms = (uint32_t)cfg->http_header_ms;
+    hc.notsent_lowat = (uint32_t)cfg->http_notsent_lowat;
     hc.server_name = "shortwave-origin";
     if ((rv = sw_http_server_new(&o->http, loop, &hc, origin__http_handle, o)) != 0) {
         rv = ORIGIN_ERR_NOMEM;

@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,7 @@ typedef struct {
 
 static void h1_process(sw__conn_t *c);
 static void server_handle_closed(sw_http_server_t *s);
+static void flusher_close(sw_http_server_t *s);
 
 /* ---- request arena ---- */
 
@@ -225,6 +227,7 @@ void sw_http_server_config_init(sw_http_server_config_t *cfg)
     cfg->idle_timeout_ms = 60000;
     cfg->max_connections = 10000;
     cfg->max_streams = 256;
+    cfg->notsent_lowat = 256 * 1024;
     cfg->send_timeout_ms = 0;
     cfg->drain_timeout_ms = 2000;
     cfg->server_name = "shortwave";
@@ -384,6 +387,10 @@ static void on_connection(uv_stream_t *ls, int status)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
+    uv_os_fd_t fd;
+    int lowat = (int)s->cfg.notsent_lowat;
+    if (lowat > 0 && uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
+        setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
     struct sockaddr_storage ss;
     int len = sizeof(ss);
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0)
@@ -544,6 +551,7 @@ static void close_timer_maybe_done(sw_http_server_t *s)
     if (s->conns == NULL && s->close_timer_state != 3) {
         s->close_timer_state = 3;
         uv_close((uv_handle_t *)&s->close_timer, on_close_timer_closed);
+        flusher_close(s);
     }
 }
 
@@ -632,13 +640,9 @@ static void plain_flush(sw__conn_t *c)
         bytes += k->len;
     }
     c->wr_bytes = bytes;
-    c->wreq.data = c;
-    int rv = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, iov, n, on_write);
-    if (rv != 0) {
-        sw__conn_close_soon(c);
-        return;
-    }
-    c->writing = 1;
+    int rv = sw__conn_write(c, iov, n, on_write);
+    if (rv != 0)
+        sw__conn_written(c, rv > 0 ? bytes : 0, rv > 0 ? 0 : rv);
 }
 
 const sw__transport_t sw__transport_plain = {
@@ -650,6 +654,11 @@ static void on_conn_closed(uv_handle_t *h)
     if (--c->handles > 0)
         return;
     sw_http_server_t *s = c->server;
+    if (c->flush_queued) {
+        *c->flush_pprev = c->flush_next;
+        if (c->flush_next != NULL)
+            c->flush_next->flush_pprev = c->flush_pprev;
+    }
     if (c->tp->dispose != NULL)
         c->tp->dispose(c);
     sw__tunnel_free(c->tunnel);
@@ -851,10 +860,89 @@ int sw__conn_queue(sw__conn_t *c, sw_rbuf_t *rb, const void *p, size_t len)
     return sw__queue_copy(&c->out, p, len);
 }
 
+int sw__conn_write(sw__conn_t *c, uv_buf_t *bufs, unsigned n, uv_write_cb cb)
+{
+    /* uv_write() would write at once too, but it re-arms the socket in epoll every time. */
+    int w = uv_try_write((uv_stream_t *)&c->tcp, bufs, n);
+    if (w < 0 && w != UV_EAGAIN)
+        return w;
+    size_t done = w > 0 ? (size_t)w : 0;
+    unsigned i = 0;
+    while (i < n && done >= bufs[i].len)
+        done -= bufs[i++].len;
+    if (i == n)
+        return 1;
+    bufs[i].base += done;
+    bufs[i].len -= done;
+    c->wreq.data = c;
+    int rv = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, bufs + i, n - i, cb);
+    if (rv != 0)
+        return rv;
+    c->writing = 1;
+    return 0;
+}
+
+static void on_flush_check(uv_check_t *h)
+{
+    sw_http_server_t *s = h->data;
+    sw__conn_t *list = s->flush_list;
+    s->flush_list = NULL;
+    /* A connection written here may queue itself again (more frames after a write that went
+     * out at once): it goes on the new list, for the next iteration. Nothing is freed before the
+     * loop's close phase, so the taken list stays valid. */
+    while (list != NULL) {
+        sw__conn_t *c = list;
+        list = c->flush_next;
+        c->flush_queued = 0;
+        c->flush_next = NULL;
+        c->flush_pprev = NULL;
+        if (!c->closing)
+            c->tp->flush(c);
+    }
+    if (s->flush_list == NULL)
+        uv_idle_stop(&s->flush_idle);
+}
+
+static void on_flush_idle(uv_idle_t *h)
+{
+    (void)h; /* only keeps the loop from blocking while connections wait for on_flush_check() */
+}
+
+static void flusher_close(sw_http_server_t *s)
+{
+    if (s->flush_state != 1)
+        return;
+    s->flush_state = 2;
+    uv_close((uv_handle_t *)&s->flush_check, on_close_timer_closed);
+    uv_close((uv_handle_t *)&s->flush_idle, on_close_timer_closed);
+}
+
 void sw__conn_flush(sw__conn_t *c)
 {
-    if (!c->closing)
-        c->tp->flush(c);
+    if (c->closing || c->flush_queued)
+        return;
+    if (c->fake) {
+        c->tp->flush(c); /* no loop behind it (fuzzing) */
+        return;
+    }
+    sw_http_server_t *s = c->server;
+    if (s->flush_state == 0) {
+        uv_check_init(s->loop, &s->flush_check);
+        uv_idle_init(s->loop, &s->flush_idle);
+        s->flush_check.data = s;
+        s->flush_idle.data = s;
+        uv_check_start(&s->flush_check, on_flush_check);
+        uv_unref((uv_handle_t *)&s->flush_check);
+        s->handles += 2;
+        s->flush_state = 1;
+    }
+    c->flush_queued = 1;
+    c->flush_next = s->flush_list;
+    if (s->flush_list != NULL)
+        s->flush_list->flush_pprev = &c->flush_next;
+    c->flush_pprev = &s->flush_list;
+    s->flush_list = c;
+    uv_idle_start(&s->flush_idle, on_flush_idle);
 }
 
 void sw__conn_written(sw__conn_t *c, size_t n, int err)

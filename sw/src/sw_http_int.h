@@ -131,7 +131,8 @@ typedef struct sw__transport {
     /* Socket bytes arrived; pass the plaintext to sw__conn_feed(). Called with (NULL, 0) to resume
      * input the transport held back (see `pending`). */
     void (*on_read)(sw__conn_t *c, const uint8_t *buf, size_t len);
-    /* Write what is queued in c->out unless a write is already in flight. */
+    /* Write what is queued in c->out unless a write is already in flight (with sw__conn_write()).
+     * Only the server's flusher calls it: everything else calls sw__conn_flush(). */
     void (*flush)(sw__conn_t *c);
     /* The fields below are optional (NULL for the plain transport). */
     /* Where the socket's next bytes go; NULL: straight into c->in (plaintext). */
@@ -197,6 +198,7 @@ struct sw__conn {
     uv_shutdown_t sreq; /* lingering close: FIN, then read until the peer's */
     sw_http_server_t *server;
     sw__conn_t *next, **pprev;
+    sw__conn_t *flush_next, **flush_pprev; /* the server's flush list */
     const sw__transport_t *tp;
     void *tp_data;
     int proto;
@@ -213,6 +215,7 @@ struct sw__conn {
     unsigned tp_pump : 1;       /* the timer is armed to resume input held by the transport */
     unsigned h1_only : 1;       /* no h2c preface sniffing (TLS: ALPN chose HTTP/1.1) */
     unsigned lingering : 1;     /* sent FIN after the last byte; discarding input until EOF */
+    unsigned flush_queued : 1;  /* on the server's flush list */
     char peer[64];
     /* input: plaintext not yet consumed */
     uint8_t *in;
@@ -248,6 +251,13 @@ struct sw_http_server {
     int closing;
     uv_timer_t close_timer;
     int close_timer_state; /* 0 none, 1 draining, 2 forcing */
+    /* Connections with output to write, written once per loop iteration, after the I/O callbacks
+     * (uv_check): one write system call carries every response an iteration produced. The idle
+     * handle runs while the list is not empty, so that the loop does not block before it. */
+    sw__conn_t *flush_list;
+    uv_check_t flush_check;
+    uv_idle_t flush_idle;
+    int flush_state; /* 0 not started, 1 running, 2 closed */
     void (*on_closed)(void *data);
     void *on_closed_data;
     char date[40];
@@ -270,7 +280,15 @@ void sw__conn_feed(sw__conn_t *c, const uint8_t *buf, size_t len);
 int sw__conn_queue(sw__conn_t *c, sw_rbuf_t *rb, const void *p, size_t len);
 /** The transport's write finished: `n` bytes of c->out went out (n == 0 with err < 0 on error). */
 void sw__conn_written(sw__conn_t *c, size_t n, int err);
+/** Has what is queued in c->out written at the end of this loop iteration. */
 void sw__conn_flush(sw__conn_t *c);
+/**
+ * For a transport's flush: writes `bufs` at once as far as the socket takes them, and the rest
+ * with uv_write() and `cb` (c->writing set). Returns 1 when all went out (call
+ * sw__conn_written() then), 0 when a write is in flight, or a negative libuv error. May change
+ * `bufs`.
+ */
+int sw__conn_write(sw__conn_t *c, uv_buf_t *bufs, unsigned n, uv_write_cb cb);
 /** The peer closed its side (socket EOF or TLS close_notify): finish what is queued or close. */
 void sw__conn_eof(sw__conn_t *c);
 /** Closes now (aborting requests that have not ended). Safe to call twice. */

@@ -215,6 +215,15 @@ def test_s_client(srv):
     out = s_client(srv, "-tls1_3")
     if not check("New, TLSv1.3" in out and "No ALPN negotiated" in out, "TLS 1.3 without ALPN"):
         log(out[-3000:])
+    # The server's order picks AES-128-GCM from a client offering AES-256 first (s_client's
+    # default order); a client that puts ChaCha20 first (no AES instructions) gets ChaCha20.
+    check("Cipher is TLS_AES_128_GCM_SHA256" in out, "TLS 1.3: AES-128-GCM chosen over AES-256")
+    out = s_client(srv, "-tls1_3", "-ciphersuites",
+                   "TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256")
+    check("Cipher is TLS_CHACHA20_POLY1305_SHA256" in out, "TLS 1.3: ChaCha20 for a client "
+          "that prefers it")
+    out = s_client(srv, "-tls1_2", "-cipher", "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256")
+    check("Cipher is ECDHE-RSA-AES128-GCM-SHA256" in out, "TLS 1.2: AES-128-GCM chosen")
     # a TLS 1.2 client asking to renegotiate is refused (SSL_OP_NO_RENEGOTIATION)
     p = subprocess.Popen(["openssl", "s_client", "-connect", "127.0.0.1:%d" % srv.tls_port,
                           "-tls1_2"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,

@@ -57,6 +57,7 @@ typedef struct edge_config {
     /* [http] limits */
     int64_t max_connections, max_header_bytes, max_streams;
     int64_t idle_timeout_ms, header_timeout_ms, send_timeout_ms, drain_timeout_ms;
+    int64_t notsent_lowat;
     /* overlays (edge/overlay.h, docs/overlay-protocol.md): on when `redis` is set */
     char *redis;                   /* redis://[:PASSWORD@]HOST[:PORT][/DB] */
     char *edge_name;               /* names this edge in cart entries; default the host name */

@@ -61,6 +61,7 @@ typedef struct origin_config {
     int64_t http_max_connections;
     int64_t http_idle_ms;
     int64_t http_header_ms;
+    int64_t http_notsent_lowat;
 
     int64_t redis_ttl_ms;
 
