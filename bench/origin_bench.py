@@ -101,6 +101,31 @@ def cpu_s(pid):
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def thread_groups(pid):
+    """{thread name without its trailing digits: (threads, CPU seconds, voluntary switches)} of
+    pid's living threads (libsrt names its threads SRT:RcvQ:w1, SRT:TsbPd...; the origin's demux
+    threads are sw-demux)."""
+    out = {}
+    try:
+        tids = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                st = f.read()
+            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                vol = [int(l.split()[1]) for l in f if l.startswith("voluntary_ctxt_switches")]
+        except OSError:
+            continue
+        name = st[st.index("(") + 1:st.rindex(")")].rstrip("0123456789")
+        fields = st.rsplit(")", 1)[1].split()
+        n, cpu, sw = out.get(name, (0, 0.0, 0))
+        out[name] = (n + 1, cpu + (int(fields[11]) + int(fields[12])) / CLK_TCK,
+                     sw + (vol[0] if vol else 0))
+    return out
+
+
 def machine_snap():
     """(busy, total) jiffies of the whole machine and the CPU seconds of every process now."""
     with open("/proc/stat") as f:
@@ -522,6 +547,7 @@ def scale_one(a, exe, media, tmp, ports, n):
         s0 = api_json(http_port, "/api/streams") or {}
         h0 = latency_hist(http_port)
         m0 = machine_snap()
+        g0 = thread_groups(origin.pid)
         c0, l0, t0 = cpu_s(origin.pid), cpu_s(load.p.pid), time.monotonic()
         polls, last_parts, stall = [], {}, {}
         last_change = {}
@@ -539,6 +565,7 @@ def scale_one(a, exe, media, tmp, ports, n):
                         stall[nm] = max(stall.get(nm, 0), now - last_change[nm])
                     last_parts[nm], last_change[nm] = parts, now
         c1, l1, t1 = cpu_s(origin.pid), cpu_s(load.p.pid), time.monotonic()
+        g1 = thread_groups(origin.pid)
         m1 = machine_snap()
         busy, other = machine_report(m0, m1, {origin.pid, load.p.pid, os.getpid()}, t1 - t0)
         s1 = api_json(http_port, "/api/streams") or {}
@@ -565,6 +592,14 @@ def scale_one(a, exe, media, tmp, ports, n):
                                                       window * 100))
     log("  machine busy %.0f%% of one core (of %d); the rest of the machine (busy minus origin, "
         "srt_load and this script) %.1f%%" % (busy, NCPU * 100, other))
+    groups = []
+    for name, (nthreads, cpu1, sw1) in sorted(g1.items(), key=lambda kv: -(kv[1][1] - g0.get(
+            kv[0], (0, 0.0, 0))[1])):
+        _, cpu0, sw0 = g0.get(name, (0, 0.0, 0))
+        if cpu1 - cpu0 >= 0.01 * window:
+            groups.append("%s x%d %.1f%% (%.0f wake-ups/s)" % (
+                name, nthreads, (cpu1 - cpu0) / window * 100, (sw1 - sw0) / window))
+    log("  origin CPU by thread: " + "; ".join(groups))
     log("  origin peak RSS (VmHWM) %.0f MB; origin %s" % (
         hwm, "alive" if alive else "DIED (rc %s), log: %s" % (rc, origin_log_tail(logname))))
     log("  srt_load: %s" % " ".join("%s=%s" % kv for kv in sorted(res.items())))

@@ -568,6 +568,8 @@ void *origin__demux_main(void *arg)
     origin_ingest_t *in = pub->in;
     demux_t *d = calloc(1, sizeof(*d));
 
+    pthread_setname_np(pthread_self(), "sw-demux"); /* for top -H and perf */
+
     if (d == NULL) {
         origin__pub_set_reason(pub, "out of memory in the demuxer");
         goto out;

@@ -592,6 +592,8 @@ static void *accept_main(void *arg)
 {
     origin_ingest_t *in = arg;
 
+    pthread_setname_np(pthread_self(), "sw-srt-accept");
+
     while (!atomic_load(&in->srt_stop)) {
         if (accept_one(in) != 0 && !atomic_load(&in->srt_stop)) {
             sw_log(SW_LOG_ERROR, "srt", "accept on %s: %s", in->listen, srt_err());
@@ -606,6 +608,8 @@ static void *srt_main(void *arg)
 {
     origin_ingest_t *in = arg;
     uint64_t last_tick = 0;
+
+    pthread_setname_np(pthread_self(), "sw-srt");
 
     while (!atomic_load(&in->srt_stop)) {
         pthread_mutex_lock(&in->mutex);
