@@ -45,7 +45,11 @@ void *sw__pool_alloc(sw__pool_t *p, size_t size)
     size = (size + 15) & ~(size_t)15;
     sw__pool_block_t *b = p->head;
     if (b == NULL || b->cap - b->used < size) {
-        size_t cap = size > 2048 ? size : 4096 - sizeof(*b);
+        /* The first block is small enough for malloc's per-thread cache (most request heads
+         * fit in it); later ones are a page. */
+        size_t cap = size > 2048 ? size : (b == NULL ? 1008 : 4096) - sizeof(*b);
+        if (cap < size)
+            cap = 4096 - sizeof(*b);
         if ((b = malloc(sizeof(*b) + cap)) == NULL)
             return NULL;
         b->used = 0;

@@ -452,11 +452,12 @@ int sw__h2_start(sw__req_t *r, int status, const sw_http_header_t *hdrs, size_t 
         snprintf(cl, sizeof(cl), "%lld", (long long)content_length);
         NV("content-length", 14, cl, strlen(cl));
     }
-    char *lower = NULL;
+    char stack[512], *lower = stack;
     size_t total = 0;
     for (size_t i = 0; i < nhdrs; i++)
         total += strlen(hdrs[i].name);
-    if (nhdrs > SW_ARRAY_SIZE(nva) - n || (lower = malloc(total + 1)) == NULL)
+    if (nhdrs > SW_ARRAY_SIZE(nva) - n ||
+        (total >= sizeof(stack) && (lower = malloc(total + 1)) == NULL))
         return SW_ERR_NOMEM;
     /* HTTP/2 field names are lower case (RFC 9113 8.2.1). */
     char *lp = lower;
@@ -477,7 +478,8 @@ int sw__h2_start(sw__req_t *r, int status, const sw_http_header_t *hdrs, size_t 
      * without a body ends with an empty DATA frame. */
     if (nghttp2_submit_response(c->h2->ng, r->stream_id, nva, n, &prd) != 0)
         rv = SW_ERR_NOMEM;
-    free(lower);
+    if (lower != stack)
+        free(lower);
     if (status == 204 || status == 304)
         r->is_head = 1; /* drop writes */
     kick(c);
