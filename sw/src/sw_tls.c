@@ -292,7 +292,9 @@ static void tls_fail(sw__conn_t *c, sw__tls_t *t, int ssl_err)
         sw_log(SW_LOG_DEBUG, "http", "%s: TLS handshake failed: %s", c->peer, why);
         ERR_clear_error();
         c->close_after_flush = 1;
-        sw__conn_flush(c);
+        /* Written now, not from the flusher: the alert is in the write BIO, not in c->out, so
+         * sw__conn_update() would see nothing queued and close before it went out. */
+        tls_flush(c);
         sw__conn_update(c);
         return;
     }

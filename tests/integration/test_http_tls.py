@@ -222,6 +222,9 @@ def test_s_client(srv):
                    "TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256")
     check("Cipher is TLS_CHACHA20_POLY1305_SHA256" in out, "TLS 1.3: ChaCha20 for a client "
           "that prefers it")
+    # A handshake the server refuses gets its alert before the close, not just a closed socket.
+    out = s_client(srv, "-tls1_1")
+    check("alert protocol version" in out, "TLS 1.1 client: protocol_version alert")
     out = s_client(srv, "-tls1_2", "-cipher", "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256")
     check("Cipher is ECDHE-RSA-AES128-GCM-SHA256" in out, "TLS 1.2: AES-128-GCM chosen")
     # a TLS 1.2 client asking to renegotiate is refused (SSL_OP_NO_RENEGOTIATION)
