@@ -127,9 +127,11 @@ function startHls() {
     // once or twice in 15 s on a machine loaded 5 to 8 (two cores, sanitizer builds); a second
     // more absorbs that and still leaves the viewer well within 3 s of live.
     cfg.liveSyncDuration = HLS_TARGET_S;
-    cfg.maxLiveSyncPlaybackRate = 1.1; // drifts back to the target after a short stall
-    // After a long one (the edge restarted, the network went away for seconds), drifting back at
-    // 1.1x would take half a minute: a viewer more than 5 s behind jumps back to the target.
+    // Back to the target after a stall at up to 1.25x (pitch kept): a 4 s outage leaves a viewer
+    // about 4 s behind, which 1.1x took 10 s to bring under 3 s and 1.25x takes 4.
+    cfg.maxLiveSyncPlaybackRate = 1.25;
+    // After a long one (the edge restarted, the network went away for seconds), drifting back
+    // would take too long: a viewer more than 5 s behind jumps back to the target.
     cfg.liveMaxLatencyDuration = HLS_TARGET_S + 3;
     // hls.js moves its target back by this much after every stall (at most a target duration, 2 s);
     // its default, a whole second, leaves a viewer 3 s behind after a single stall.
