@@ -391,10 +391,6 @@ static void on_connection(uv_stream_t *ls, int status)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
-    uv_os_fd_t fd;
-    int lowat = (int)s->cfg.notsent_lowat;
-    if (lowat > 0 && uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
-        setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
     struct sockaddr_storage ss;
     int len = sizeof(ss);
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0)
@@ -432,6 +428,10 @@ static int listen_on(sw_http_server_t *s, const char *addr, int reuseport, struc
         *err_desc = "SO_REUSEPORT failed";
         goto fail_fd;
     }
+    /* Accepted connections inherit it from the listener (Linux copies the TCP socket). */
+    int lowat = (int)s->cfg.notsent_lowat;
+    if (lowat > 0)
+        setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
     socklen_t slen =
         ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
     if (bind(fd, (struct sockaddr *)&ss, slen) != 0) {
