@@ -223,6 +223,15 @@ static void node_unref(up_node_t *n)
         node_free(n);
 }
 
+/* Whether `n` is one of list[0..len). */
+static int node_in(up_node_t *const *list, size_t len, const up_node_t *n)
+{
+    for (size_t i = 0; i < len; i++)
+        if (list[i] == n)
+            return 1;
+    return 0;
+}
+
 /* Accepts http://, https:// and h2c:// followed by a host and no path. The node has one
  * reference, no health check, and is not configured. */
 static int node_new(up_node_t **out, const char *url, int is_parent, int h2)
@@ -558,10 +567,7 @@ static void replan(edge_fetch_t *f)
         node_unref(f->cand[i]);
     f->n_cand = f->cur + 1;
     for (size_t i = 0; i < n && f->n_cand < MAX_CAND; i++) {
-        size_t k = 0;
-        while (k < f->n_cand && f->cand[k] != next[i])
-            k++;
-        if (k == f->n_cand)
+        if (!node_in(f->cand, f->n_cand, next[i]))
             f->cand[f->n_cand++] = node_ref(next[i]);
     }
     f->gen = u->gen;
@@ -983,14 +989,12 @@ static int nodes_build(edge_upstream_t *u, const edge_upstream_config_t *cfg, up
         int parent = n >= cfg->n_origins;
         const char *url = parent ? cfg->parents[n - cfg->n_origins] : cfg->origins[n];
         url = url != NULL ? url : "";
+        /* A URL listed twice: the second is a node of its own. */
         up_node_t *old = NULL;
         for (size_t i = 0; i < u->n_nodes && old == NULL; i++) {
-            old = u->nodes[i];
-            if (old->is_parent != parent || strcmp(old->url, url) != 0)
-                old = NULL;
-            for (size_t k = 0; k < n && old != NULL; k++)
-                old =
-                    out[k] == old ? NULL : old; /* listed twice: the second is a node of its own */
+            up_node_t *c = u->nodes[i];
+            if (c->is_parent == parent && strcmp(c->url, url) == 0 && !node_in(out, n, c))
+                old = c;
         }
         if (old != NULL) {
             out[n] = node_ref(old);
@@ -1033,13 +1037,9 @@ fail:
 static void nodes_install(edge_upstream_t *u, up_node_t **nodes, size_t n, size_t n_origins)
 {
     for (size_t i = 0; i < u->n_nodes; i++) {
-        up_node_t *old = u->nodes[i];
-        size_t k = 0;
-        while (k < n && nodes[k] != old)
-            k++;
-        if (k == n)
-            node_retire(u, old);
-        node_unref(old);
+        if (!node_in(nodes, n, u->nodes[i]))
+            node_retire(u, u->nodes[i]);
+        node_unref(u->nodes[i]);
     }
     for (size_t i = 0; i < n; i++) {
         up_node_t *nd = nodes[i];
