@@ -588,12 +588,7 @@ void *origin__demux_main(void *arg)
 out:
     origin__pub_set_reason(pub, "demuxer ended");
 
-    /* Hand the publisher back to the SRT thread, which closes the socket and posts its last
-     * event. Nothing touches `pub` here after this. */
-    pthread_mutex_lock(&in->mutex);
-    pub->close_next = in->close_list;
-    in->close_list = pub;
-    pthread_cond_signal(&in->srt_cond);
-    pthread_mutex_unlock(&in->mutex);
+    /* Nothing touches `pub` here after this. */
+    origin__pub_close_later(in, pub);
     return NULL;
 }

@@ -62,6 +62,15 @@ void origin__pub_set_reason(origin_pub_t *pub, const char *fmt, ...)
     pthread_mutex_unlock(&pub->mutex);
 }
 
+void origin__pub_close_later(origin_ingest_t *in, origin_pub_t *pub)
+{
+    pthread_mutex_lock(&in->mutex);
+    pub->close_next = in->close_list;
+    in->close_list = pub;
+    pthread_cond_signal(&in->srt_cond);
+    pthread_mutex_unlock(&in->mutex);
+}
+
 void origin__pub_free(origin_pub_t *pub)
 {
     pthread_mutex_destroy(&pub->mutex);

@@ -348,11 +348,7 @@ static int pub_start(origin_ingest_t *in, SRTSOCKET s, const char *name, const c
     pthread_mutex_unlock(&pub->mutex);
     if (rc != 0) {
         origin__pub_set_reason(pub, "could not start a demux thread");
-        pthread_mutex_lock(&in->mutex);
-        pub->close_next = in->close_list;
-        in->close_list = pub;
-        pthread_cond_signal(&in->srt_cond);
-        pthread_mutex_unlock(&in->mutex);
+        origin__pub_close_later(in, pub);
     }
     return 0;
 }
@@ -377,10 +373,7 @@ static void process_close_list(origin_ingest_t *in)
         }
         if (ev == NULL) {
             /* Retry on the next round rather than lose the publisher's last event. */
-            pthread_mutex_lock(&in->mutex);
-            pub->close_next = in->close_list;
-            in->close_list = pub;
-            pthread_mutex_unlock(&in->mutex);
+            origin__pub_close_later(in, pub);
         } else {
             ev->type = ORIGIN__EV_UNPUBLISH;
             ev->pub = pub;
