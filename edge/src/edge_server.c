@@ -1267,6 +1267,8 @@ int edge__server_new(edge_server_t **out, uv_loop_t *loop, const edge_config_t *
     }
     /* Nothing is subscribed through the waker yet, so nothing can kick before this. */
     uv_async_init(loop, &s->wake, on_wake);
+    /* Started after the listens, so it runs before the server writes (sw/http.h): a client that
+     * has its answer finds it counted in /metrics, whichever worker answers that. */
     uv_check_init(loop, &s->publish);
     uv_check_start(&s->publish, on_publish);
     uv_timer_init(loop, &s->sweep);

@@ -37,6 +37,7 @@ typedef struct {
 static void h1_process(sw__conn_t *c);
 static void server_handle_closed(sw_http_server_t *s);
 static void flusher_close(sw_http_server_t *s);
+static void flusher_start(sw_http_server_t *s);
 
 /* ---- request arena ---- */
 
@@ -442,6 +443,7 @@ static int listen_on(sw_http_server_t *s, const char *addr, int reuseport, struc
     l->tcp.data = l;
     l->server = s;
     s->handles++;
+    flusher_start(s);
     l->next = s->listeners;
     s->listeners = l;
     if (uv_tcp_open(&l->tcp, fd) != 0) {
@@ -921,6 +923,23 @@ static void flusher_close(sw_http_server_t *s)
     uv_close((uv_handle_t *)&s->flush_idle, on_close_timer_closed);
 }
 
+/* Started by the first listen, before the owner's own check handles: libuv runs check handles
+ * newest first, so theirs (the edge publishing its counters) run before the output they count
+ * is written. */
+static void flusher_start(sw_http_server_t *s)
+{
+    if (s->flush_state != 0)
+        return;
+    uv_check_init(s->loop, &s->flush_check);
+    uv_idle_init(s->loop, &s->flush_idle);
+    s->flush_check.data = s;
+    s->flush_idle.data = s;
+    uv_check_start(&s->flush_check, on_flush_check);
+    uv_unref((uv_handle_t *)&s->flush_check);
+    s->handles += 2;
+    s->flush_state = 1;
+}
+
 void sw__conn_flush(sw__conn_t *c)
 {
     if (c->closing || c->flush_queued)
@@ -930,16 +949,6 @@ void sw__conn_flush(sw__conn_t *c)
         return;
     }
     sw_http_server_t *s = c->server;
-    if (s->flush_state == 0) {
-        uv_check_init(s->loop, &s->flush_check);
-        uv_idle_init(s->loop, &s->flush_idle);
-        s->flush_check.data = s;
-        s->flush_idle.data = s;
-        uv_check_start(&s->flush_check, on_flush_check);
-        uv_unref((uv_handle_t *)&s->flush_check);
-        s->handles += 2;
-        s->flush_state = 1;
-    }
     c->flush_queued = 1;
     c->flush_next = s->flush_list;
     if (s->flush_list != NULL)

@@ -76,7 +76,10 @@ int sw_http_server_new(sw_http_server_t **out, uv_loop_t *loop, const sw_http_se
  * Listens on "HOST:PORT", "[V6]:PORT" or ":PORT". May be called several times. With `reuseport`
  * set, binds with SO_REUSEPORT (one server per worker thread). Returns 0, SW_ERR_ADDR (with
  * *err_desc naming why) or SW_ERR_NOMEM. `bound_port`, if not NULL, receives the port actually
- * bound (useful with port 0).
+ * bound (useful with port 0). Responses are written once per loop iteration from a uv_check
+ * handle that the first listen starts: a uv_check the caller starts after that runs before it in
+ * each iteration (libuv runs check handles newest first), e.g. to publish counters before the
+ * answers they count reach clients.
  */
 int sw_http_server_listen(sw_http_server_t *s, const char *addr, int reuseport, int *bound_port,
                           const char **err_desc);
