@@ -411,7 +411,11 @@ def main():
     ap.add_argument("--client-cpu", type=int, default=0)
     ap.add_argument("--servers", default="shortwave,nginx,varnish,h2o")
     ap.add_argument("--base-port", type=int, default=21000)
+    ap.add_argument("--figures", default="",
+                    help="only these, e.g. segment:h1,playlist:tls (objects segment and playlist, "
+                    "protocols h1, h2c and tls; default all); 'none' skips to the collapsing case")
     a = ap.parse_args()
+    wanted = set(a.figures.split(",")) if a.figures else None
 
     need = ["wrk", "h2load", "nginx", "varnishd", "h2o", "taskset", "openssl", "curl"]
     missing = [t for t in need if shutil.which(t) is None and not os.path.exists(f"/usr/sbin/{t}")]
@@ -454,6 +458,8 @@ def main():
         # slow spell of the machine falls on all of them; the median is kept.
         for obj, path in (("segment", "/hot/seg.m4s"), ("playlist", "/hot/index.m3u8")):
             for proto in ("h1", "h2c", "tls"):
+                if wanted is not None and f"{obj}:{proto}" not in wanted:
+                    continue
                 runs = {name: [] for name, _, _ in running}
                 for name, p, urls in running:
                     if proto not in urls:
