@@ -190,6 +190,27 @@ def median_run(runs):
     return sorted(runs, key=lambda r: r["Bps"])[len(runs) // 2]
 
 
+def paired_ratios(mine, theirs):
+    """Throughput and throughput-per-CPU ratios of runs of the same round (taken one after the
+    other, so a slow spell of the VM falls on both): "median [min-max]" of each."""
+    by_round = {r["round"]: r for r in theirs}
+    thr, eff = [], []
+    for m in mine:
+        t = by_round.get(m["round"])
+        if t is None:
+            continue
+        thr.append(m["Bps"] / t["Bps"])
+        if m["cpu"] > 0 and t["cpu"] > 0:
+            eff.append((m["Bps"] / m["cpu"]) / (t["Bps"] / t["cpu"]))
+
+    def show(v):
+        if not v:
+            return "n/a"
+        v.sort()
+        return f"{v[len(v) // 2]:.2f}x" + (f" [{v[0]:.2f}-{v[-1]:.2f}]" if len(v) > 1 else "")
+    return show(thr), show(eff)
+
+
 def wait_port(port, timeout=10):
     import socket
     end = time.time() + timeout
@@ -334,12 +355,13 @@ def run_wrk(a, url):
             "rps": float(rps.group(1)), "p99_ms": lat, "errors": int(errs.group(1)) if errs else 0}
 
 
-def run_h2load(a, url, log=None):
+def run_h2load(a, url, log=None, h1=False):
     """One h2load run. With `log`, h2load writes a line per request, from which p99 comes; that
     costs the load generator about half its rate on small objects, so throughput is taken from
-    runs without it."""
-    r = subprocess.run(["taskset", "-c", str(a.client_cpu), "h2load", "-t1", f"-c{a.h2_conns}",
-                        f"-m{a.h2_streams}", "-D", str(a.seconds)]
+    runs without it. With `h1`, HTTP/1.1 on --conns connections, one request at a time each."""
+    conns = ["--h1", f"-c{a.conns}", "-m1"] if h1 else [f"-c{a.h2_conns}", f"-m{a.h2_streams}"]
+    r = subprocess.run(["taskset", "-c", str(a.client_cpu), "h2load", "-t1"] + conns
+                       + ["-D", str(a.seconds)]
                        + (["--log-file", log] if log else []) + [url],
                        capture_output=True, text=True, timeout=a.seconds + 60)
     out = r.stdout
@@ -361,6 +383,15 @@ def run_h2load(a, url, log=None):
     cipher = re.search(r"Cipher: (\S+)", out)
     return {"Bps": unit_bytes(m.group(2), m.group(3)), "rps": float(m.group(1)), "p99_ms": p99,
             "errors": int(ok.group(2)), "cipher": cipher.group(1) if cipher else None}
+
+
+# h1: HTTP/1.1 with wrk; h1l: HTTP/1.1 with h2load --h1, a lighter client (wrk reads 8 KB at a
+# time and is the limit on segments for every server); h2c; tls: HTTP/2 over TLS.
+PROTOS = ("h1", "h1l", "h2c", "tls")
+
+
+def url_of(urls, proto):
+    return urls.get("h1" if proto == "h1l" else proto)
 
 
 # ---- the run ---------------------------------------------------------------------------------
@@ -413,7 +444,7 @@ def main():
     ap.add_argument("--base-port", type=int, default=21000)
     ap.add_argument("--figures", default="",
                     help="only these, e.g. segment:h1,playlist:tls (objects segment and playlist, "
-                    "protocols h1, h2c and tls; default all); 'none' skips to the collapsing case")
+                    "protocols h1, h1l, h2c and tls; default all); 'none' skips to the collapsing case")
     a = ap.parse_args()
     wanted = set(a.figures.split(",")) if a.figures else None
 
@@ -457,40 +488,44 @@ def main():
         # Every figure is taken --rounds times, the servers in turn within a round, so that a
         # slow spell of the machine falls on all of them; the median is kept.
         for obj, path in (("segment", "/hot/seg.m4s"), ("playlist", "/hot/index.m3u8")):
-            for proto in ("h1", "h2c", "tls"):
+            for proto in PROTOS:
                 if wanted is not None and f"{obj}:{proto}" not in wanted:
                     continue
                 runs = {name: [] for name, _, _ in running}
                 for name, p, urls in running:
-                    if proto not in urls:
+                    if url_of(urls, proto) is None:
                         continue
                     # Warm the cache (twice: Varnish and nginx keep the second copy).
                     for _ in range(2):
-                        curl_ok(urls[proto] + path, h2c=proto == "h2c")
+                        curl_ok(url_of(urls, proto) + path, h2c=proto == "h2c")
                 for rnd in range(a.rounds):
                     for name, p, urls in running:
-                        if proto not in urls:
+                        if url_of(urls, proto) is None:
                             continue
-                        u = urls[proto] + path
+                        u = url_of(urls, proto) + path
                         t0 = cpu_seconds(p)
                         if proto == "h1":
                             r = run_wrk(a, u)
                         else:
-                            r = run_h2load(a, u)
+                            r = run_h2load(a, u, h1=proto == "h1l")
                         if r is not None:
                             r["cpu"] = (cpu_seconds(p) - t0) / a.seconds
+                            r["round"] = rnd
                             runs[name].append(r)
                 for name, _, urls in running:
                     r = median_run(runs[name])
+                    if r is not None:
+                        r["runs"] = runs[name]
                     if r is not None and proto != "h1":
-                        lat = run_h2load(a, urls[proto] + path, f"{tmp}/{name}-{proto}-{obj}.log")
+                        lat = run_h2load(a, url_of(urls, proto) + path,
+                                         f"{tmp}/{name}-{proto}-{obj}.log", h1=proto == "h1l")
                         r["p99_ms"] = lat["p99_ms"] if lat else None
                     results[name][(obj, proto)] = r
                     if r is None:
                         continue
                     spread = (f"  [{min(x['Bps'] for x in runs[name]) / 1e9:.2f}-"
                               f"{max(x['Bps'] for x in runs[name]) / 1e9:.2f}]")
-                    print(f"  {name:9} {obj:8} {proto:3}  {fmt(r, 'Bps'):>11}{spread:14} "
+                    print(f"  {name:9} {obj:8} {proto:4}  {fmt(r, 'Bps'):>11}{spread:14} "
                           f"{fmt(r, 'rps'):>13}  p99 {fmt(r, 'p99'):>9}  server {r['cpu'] * 100:3.0f}% cpu"
                           + (f"  {r['cipher']}" if r.get("cipher") else "")
                           + (f"  errors {r['errors']}" if r["errors"] else ""), flush=True)
@@ -512,23 +547,21 @@ def main():
 
         sw = results.get("shortwave")
         if sw:
-            print("\nratios, shortwave / peer (throughput, >1 is faster; then throughput per second of "
-                  "server CPU, which\ncounts for a server that did not fill its core: the load "
-                  "generator was the limit), and p99 latency:")
+            print("\nratios, shortwave / peer, of runs of the same round, median [range] (throughput, "
+                  ">1 is faster; then\nthroughput per second of server CPU, which counts for a "
+                  "server that did not fill its core: the\nload generator was the limit), and p99 "
+                  "latency:")
             for obj in ("segment", "playlist"):
-                for proto in ("h1", "h2c", "tls"):
+                for proto in PROTOS:
                     mine = sw.get((obj, proto))
                     cells = []
                     for peer in ("nginx", "varnish", "h2o"):
                         theirs = results.get(peer, {}).get((obj, proto))
                         if mine and theirs:
-                            per_cpu = ""
-                            if mine["cpu"] > 0 and theirs["cpu"] > 0:
-                                eff = (mine["Bps"] / mine["cpu"]) / (theirs["Bps"] / theirs["cpu"])
-                                per_cpu = f", per CPU {eff:.2f}x"
-                            cells.append(f"{peer} {mine['Bps'] / theirs['Bps']:.2f}x{per_cpu} "
+                            thr, eff = paired_ratios(mine["runs"], theirs["runs"])
+                            cells.append(f"{peer} {thr}, per CPU {eff} "
                                          f"(p99 {fmt(mine, 'p99')} vs {fmt(theirs, 'p99')})")
-                    print(f"  {obj:8} {proto:3}  " + ("; ".join(cells) if cells else "n/a"))
+                    print(f"  {obj:8} {proto:4}  " + ("; ".join(cells) if cells else "n/a"))
         origin.shutdown()
     finally:
         kill_all()
