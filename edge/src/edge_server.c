@@ -348,7 +348,7 @@ static int start_response(ereq_t *r)
 {
     edge_obj_t *o = r->obj;
     const char *m[META_N];
-    char age[32], crange[80] = "";
+    char age[SW_U64_DEC], crange[80] = "";
     sw_http_header_t h[10];
     size_t n = 0;
     int status = edge_obj_status(o);
@@ -371,8 +371,10 @@ static int start_response(ereq_t *r)
         h[n++] = (sw_http_header_t){"cache-control", m[META_CC]};
     if (m[META_ETAG][0])
         h[n++] = (sw_http_header_t){"etag", m[META_ETAG]};
-    int64_t t = strtoll(m[META_TIME], NULL, 10), now = sw_now_ms();
-    snprintf(age, sizeof(age), "%lld", (long long)(t > 0 && now > t ? (now - t) / 1000 : 0));
+    int64_t t = 0, now = sw_now_ms();
+    for (const char *p = m[META_TIME]; *p >= '0' && *p <= '9'; p++) /* digits on_head() wrote */
+        t = t * 10 + (*p - '0');
+    sw_u64_dec(age, (uint64_t)(t > 0 && now > t ? (now - t) / 1000 : 0));
     h[n++] = (sw_http_header_t){"age", age};
     if (ranges)
         h[n++] = (sw_http_header_t){"accept-ranges", "bytes"};
@@ -516,7 +518,7 @@ static void on_fetch_head(void *data, int status, const edge_header_t *headers, 
         fc->owner->upstream_ms = (int64_t)ttfb;
     const char *cc = find_header(headers, n, "cache-control");
     const char *cl = find_header(headers, n, "content-length");
-    char tbuf[32];
+    char tbuf[SW_U64_DEC];
 
     edge_ttl_compute(cc, find_header(headers, n, "expires"), find_header(headers, n, "date"), now,
                      NULL, &ttl);
@@ -524,7 +526,7 @@ static void on_fetch_head(void *data, int status, const edge_header_t *headers, 
         ttl.cacheable = 0;
     if (!ttl.cacheable)
         ttl.fresh_ms = 0;
-    snprintf(tbuf, sizeof(tbuf), "%lld", (long long)now);
+    sw_u64_dec(tbuf, (uint64_t)now);
     const char *m[META_N] = {find_header(headers, n, "content-type"), cc,
                              find_header(headers, n, "etag"), tbuf};
     sw_rbuf_t *meta = meta_build(m);

@@ -1036,7 +1036,8 @@ sw__req_t *sw__req_new(sw__conn_t *c)
     r->pub.authority = "";
     r->content_length = -1;
     r->start_ms = uv_now(c->server->loop);
-    snprintf(r->pub.peer, sizeof(r->pub.peer), "%s", c->peer);
+    _Static_assert(sizeof(r->pub.peer) == sizeof(c->peer), "peer buffers differ");
+    memcpy(r->pub.peer, c->peer, sizeof(r->pub.peer));
     sw__queue_init(&r->q);
     return r;
 }

@@ -434,7 +434,7 @@ int sw__h2_start(sw__req_t *r, int status, const sw_http_header_t *hdrs, size_t 
     sw__conn_t *c = r->conn;
     sw_http_server_t *s = c->server;
     nghttp2_nv nva[64];
-    char st[8], cl[24];
+    char st[SW_U64_DEC], cl[SW_U64_DEC];
     size_t n = 0;
     int rv = 0;
 
@@ -443,14 +443,12 @@ int sw__h2_start(sw__req_t *r, int status, const sw_http_header_t *hdrs, size_t 
     nva[n].valuelen = (vl), nva[n].flags = NGHTTP2_NV_FLAG_NONE, n++
     r->status = status;
     r->content_length = content_length;
-    snprintf(st, sizeof(st), "%d", status);
-    NV(":status", 7, st, strlen(st));
+    NV(":status", 7, st, sw_u64_dec(st, (uint64_t)status));
     const char *date = sw__server_date(s);
     NV("date", 4, date, strlen(date));
     NV("server", 6, s->server_name, strlen(s->server_name));
     if (content_length >= 0) {
-        snprintf(cl, sizeof(cl), "%lld", (long long)content_length);
-        NV("content-length", 14, cl, strlen(cl));
+        NV("content-length", 14, cl, sw_u64_dec(cl, (uint64_t)content_length));
     }
     char stack[512], *lower = stack;
     size_t total = 0;

@@ -57,6 +57,26 @@ int sw_str_puts(sw_str_t *s, const char *cstr)
     return sw_str_append(s, cstr, strlen(cstr));
 }
 
+size_t sw_u64_dec(char *buf, uint64_t v)
+{
+    char tmp[SW_U64_DEC];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    for (size_t i = 0; i < n; i++)
+        buf[i] = tmp[n - 1 - i];
+    buf[n] = '\0';
+    return n;
+}
+
+int sw_str_put_u64(sw_str_t *s, uint64_t v)
+{
+    char buf[SW_U64_DEC];
+    return sw_str_append(s, buf, sw_u64_dec(buf, v));
+}
+
 int sw_str_printf(sw_str_t *s, const char *fmt, ...)
 {
     va_list ap;

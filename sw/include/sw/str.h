@@ -29,6 +29,14 @@ int sw_str_reserve(sw_str_t *s, size_t extra);
 int sw_str_append(sw_str_t *s, const void *p, size_t len);
 int sw_str_puts(sw_str_t *s, const char *cstr);
 int sw_str_printf(sw_str_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/** Appends the decimal digits of `v` (what printf's "%llu" gives, without its cost). */
+int sw_str_put_u64(sw_str_t *s, uint64_t v);
+/**
+ * Writes the decimal digits of `v` and a NUL to `buf` (SW_U64_DEC bytes are always enough).
+ * Returns the number of digits.
+ */
+#define SW_U64_DEC 21
+size_t sw_u64_dec(char *buf, uint64_t v);
 /** Appends `cstr` as the inside of a JSON string (quotes not included), escaping as JSON needs. */
 int sw_str_json_escape(sw_str_t *s, const char *cstr);
 /** Takes the buffer out (caller frees it); the string is left empty. */

@@ -205,9 +205,40 @@ static void test_format_head(void **state)
     assert_int_equal(sw__http1_format_head(&s, 10, 200, NULL, 0, 0, 0, 1, "D", "sv"), 0);
     assert_string_equal(s.p, "HTTP/1.0 200 OK\r\nDate: D\r\nServer: sv\r\n"
                              "Content-Length: 0\r\nConnection: keep-alive\r\n\r\n");
+    sw_str_reset(&s);
+    assert_int_equal(sw__http1_format_head(&s, 11, 206, NULL, 0, 10000000000LL, 0, 1, "D", "sv"),
+                     0);
+    assert_string_equal(s.p, "HTTP/1.1 206 Partial Content\r\nDate: D\r\nServer: sv\r\n"
+                             "Content-Length: 10000000000\r\n\r\n");
     sw_str_dispose(&s);
     assert_string_equal(sw_http_reason(431), "Request Header Fields Too Large");
     assert_string_equal(sw_http_reason(799), "Unknown");
+}
+
+static void test_u64_dec(void **state)
+{
+    (void)state;
+    static const struct {
+        uint64_t v;
+        const char *s;
+    } cases[] = {{0, "0"},
+                 {7, "7"},
+                 {10, "10"},
+                 {200, "200"},
+                 {1234567890123ULL, "1234567890123"},
+                 {UINT64_MAX, "18446744073709551615"}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char buf[SW_U64_DEC];
+        memset(buf, 'x', sizeof(buf));
+        assert_int_equal(sw_u64_dec(buf, cases[i].v), strlen(cases[i].s));
+        assert_string_equal(buf, cases[i].s);
+    }
+    sw_str_t s;
+    sw_str_init(&s);
+    assert_int_equal(sw_str_put_u64(&s, 42), 0);
+    assert_int_equal(sw_str_put_u64(&s, 0), 0);
+    assert_string_equal(s.p, "420");
+    sw_str_dispose(&s);
 }
 
 int main(void)
@@ -217,6 +248,7 @@ int main(void)
         cmocka_unit_test(test_pipelined),  cmocka_unit_test(test_versions_and_connection),
         cmocka_unit_test(test_bad_inputs), cmocka_unit_test(test_early_reject),
         cmocka_unit_test(test_too_large),  cmocka_unit_test(test_format_head),
+        cmocka_unit_test(test_u64_dec),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
