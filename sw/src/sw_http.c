@@ -664,7 +664,7 @@ static void on_conn_closed(uv_handle_t *h)
     if (--c->handles > 0)
         return;
     sw_http_server_t *s = c->server;
-    if (c->flush_queued) {
+    if (c->flush_pprev != NULL) {
         *c->flush_pprev = c->flush_next;
         if (c->flush_next != NULL)
             c->flush_next->flush_pprev = c->flush_pprev;
@@ -903,7 +903,6 @@ static void on_flush_check(uv_check_t *h)
     while (list != NULL) {
         sw__conn_t *c = list;
         list = c->flush_next;
-        c->flush_queued = 0;
         c->flush_next = NULL;
         c->flush_pprev = NULL;
         if (!c->closing)
@@ -946,14 +945,13 @@ static void flusher_start(sw_http_server_t *s)
 
 void sw__conn_flush(sw__conn_t *c)
 {
-    if (c->closing || c->flush_queued)
+    if (c->closing || c->flush_pprev != NULL) /* closing, or on the list already */
         return;
     if (c->fake) {
         c->tp->flush(c); /* no loop behind it (fuzzing) */
         return;
     }
     sw_http_server_t *s = c->server;
-    c->flush_queued = 1;
     c->flush_next = s->flush_list;
     if (s->flush_list != NULL)
         s->flush_list->flush_pprev = &c->flush_next;

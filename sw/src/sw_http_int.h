@@ -198,7 +198,7 @@ struct sw__conn {
     uv_shutdown_t sreq; /* lingering close: FIN, then read until the peer's */
     sw_http_server_t *server;
     sw__conn_t *next, **pprev;
-    sw__conn_t *flush_next, **flush_pprev; /* the server's flush list */
+    sw__conn_t *flush_next, **flush_pprev; /* the server's flush list; pprev NULL: not on it */
     const sw__transport_t *tp;
     void *tp_data;
     int proto;
@@ -215,7 +215,6 @@ struct sw__conn {
     unsigned tp_pump : 1;       /* the timer is armed to resume input held by the transport */
     unsigned h1_only : 1;       /* no h2c preface sniffing (TLS: ALPN chose HTTP/1.1) */
     unsigned lingering : 1;     /* sent FIN after the last byte; discarding input until EOF */
-    unsigned flush_queued : 1;  /* on the server's flush list */
     char peer[64];
     /* input: plaintext not yet consumed */
     uint8_t *in;
