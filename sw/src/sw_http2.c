@@ -450,22 +450,11 @@ int sw__h2_start(sw__req_t *r, int status, const sw_http_header_t *hdrs, size_t 
     if (content_length >= 0) {
         NV("content-length", 14, cl, sw_u64_dec(cl, (uint64_t)content_length));
     }
-    char stack[512], *lower = stack;
-    size_t total = 0;
-    for (size_t i = 0; i < nhdrs; i++)
-        total += strlen(hdrs[i].name);
-    if (nhdrs > SW_ARRAY_SIZE(nva) - n ||
-        (total >= sizeof(stack) && (lower = malloc(total + 1)) == NULL))
+    if (nhdrs > SW_ARRAY_SIZE(nva) - n)
         return SW_ERR_NOMEM;
-    /* HTTP/2 field names are lower case (RFC 9113 8.2.1). */
-    char *lp = lower;
-    for (size_t i = 0; i < nhdrs; i++) {
-        size_t nl = strlen(hdrs[i].name);
-        for (size_t k = 0; k < nl; k++)
-            lp[k] = (char)tolower((unsigned char)hdrs[i].name[k]);
-        NV(lp, nl, hdrs[i].value, strlen(hdrs[i].value));
-        lp += nl;
-    }
+    /* HTTP/2 field names are lower case (RFC 9113 8.2.1): nghttp2 lowers the names it copies. */
+    for (size_t i = 0; i < nhdrs; i++)
+        NV(hdrs[i].name, strlen(hdrs[i].name), hdrs[i].value, strlen(hdrs[i].value));
 #undef NV
     nghttp2_data_provider prd;
     prd.source.ptr = r;
@@ -476,8 +465,6 @@ int sw__h2_start(sw__req_t *r, int status, const sw_http_header_t *hdrs, size_t 
      * without a body ends with an empty DATA frame. */
     if (nghttp2_submit_response(c->h2->ng, r->stream_id, nva, n, &prd) != 0)
         rv = SW_ERR_NOMEM;
-    if (lower != stack)
-        free(lower);
     if (status == 204 || status == 304)
         r->is_head = 1; /* drop writes */
     kick(c);
