@@ -38,17 +38,20 @@ static void h1_process(sw__conn_t *c);
 static void server_handle_closed(sw_http_server_t *s);
 static void flusher_close(sw_http_server_t *s);
 static void flusher_start(sw_http_server_t *s);
+static void spare_free(sw_http_server_t *s);
 
 /* ---- request arena ---- */
+
+/* The first block is small enough for malloc's per-thread cache (most request heads fit in it);
+ * later ones are a page. */
+#define POOL_FIRST (1008 - sizeof(sw__pool_block_t))
 
 void *sw__pool_alloc(sw__pool_t *p, size_t size)
 {
     size = (size + 15) & ~(size_t)15;
     sw__pool_block_t *b = p->head;
     if (b == NULL || b->cap - b->used < size) {
-        /* The first block is small enough for malloc's per-thread cache (most request heads
-         * fit in it); later ones are a page. */
-        size_t cap = size > 2048 ? size : (b == NULL ? 1008 : 4096) - sizeof(*b);
+        size_t cap = size > 2048 ? size : b == NULL ? POOL_FIRST : 4096 - sizeof(*b);
         if (cap < size)
             cap = 4096 - sizeof(*b);
         if ((b = malloc(sizeof(*b) + cap)) == NULL)
@@ -87,6 +90,23 @@ void sw__pool_dispose(sw__pool_t *p)
         free(b);
     }
     p->head = NULL;
+}
+
+int sw__pool_reset(sw__pool_t *p)
+{
+    sw__pool_block_t *b = p->head, *n, *keep = NULL;
+    for (; b != NULL; b = n) {
+        n = b->next;
+        if (keep == NULL && b->cap == POOL_FIRST)
+            keep = b;
+        else
+            free(b);
+    }
+    if ((p->head = keep) != NULL) {
+        keep->next = NULL;
+        keep->used = 0;
+    }
+    return keep != NULL;
 }
 
 /* ---- output queue ---- */
@@ -275,6 +295,7 @@ void sw_http_server_free(sw_http_server_t *s)
         return;
     /* Only valid once sw_http_server_close() has reported everything closed (or nothing was
      * ever opened): no handle may still point at `s`. */
+    spare_free(s);
     free(s->tls_rbuf);
     free(s->tls_stage);
     free(s);
@@ -1029,17 +1050,64 @@ void sw__conn_feed(sw__conn_t *c, const uint8_t *buf, size_t len)
 
 /* ---- requests ---- */
 
+/* Up to SPARE_MAX freed requests of a server are kept with their first arena block and header
+ * array: a request then costs no malloc() of its own (callgrind: 19,480 -> 18,700 instructions
+ * per h2c playlist request). */
+#define SPARE_MAX  64
+#define SPARE_HDRS 16
+
+/* Under AddressSanitizer a spare request is poisoned, so that a use after sw__req_free() is
+ * still reported. */
+#if defined(__SANITIZE_ADDRESS__)
+#define SPARE_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SPARE_ASAN 1
+#endif
+#endif
+#ifdef SPARE_ASAN
+#include <sanitizer/asan_interface.h>
+static void spare_poison(sw__req_t *r, int poison)
+{
+    if (!poison)
+        __asan_unpoison_memory_region(r, sizeof(*r));
+    void (*f)(void const volatile *, size_t) =
+        poison ? __asan_poison_memory_region : __asan_unpoison_memory_region;
+    if (r->pool.head != NULL)
+        f(r->pool.head->data, r->pool.head->cap);
+    if (r->hdrs != NULL)
+        f(r->hdrs, r->hcap * sizeof(*r->hdrs));
+    if (poison)
+        __asan_poison_memory_region(r, sizeof(*r));
+}
+#else
+#define spare_poison(r, poison) ((void)0)
+#endif
+
 sw__req_t *sw__req_new(sw__conn_t *c)
 {
-    sw__req_t *r = calloc(1, sizeof(*r));
-    if (r == NULL)
+    sw_http_server_t *s = c->server;
+    sw__req_t *r = s->spare;
+    if (r != NULL) {
+        spare_poison(r, 0);
+        s->spare = r->next;
+        s->nspare--;
+        sw__pool_t pool = r->pool;
+        sw_http_header_t *hdrs = r->hdrs;
+        size_t hcap = r->hcap;
+        memset(r, 0, sizeof(*r));
+        r->pool = pool;
+        r->hdrs = hdrs;
+        r->hcap = hcap;
+    } else if ((r = calloc(1, sizeof(*r))) == NULL) {
         return NULL;
+    }
     r->conn = c;
-    r->pub.server = c->server;
+    r->pub.server = s;
     r->pub.query = "";
     r->pub.authority = "";
     r->content_length = -1;
-    r->start_ms = uv_now(c->server->loop);
+    r->start_ms = uv_now(s->loop);
     _Static_assert(sizeof(r->pub.peer) == sizeof(c->peer), "peer buffers differ");
     memcpy(r->pub.peer, c->peer, sizeof(r->pub.peer));
     sw__queue_init(&r->q);
@@ -1050,17 +1118,38 @@ void sw__req_free(sw__req_t *r)
 {
     if (r == NULL)
         return;
+    sw_http_server_t *s = r->pub.server;
     sw__queue_dispose(&r->q);
     free(r->body);
+    if (s->nspare < SPARE_MAX && r->hcap <= SPARE_HDRS && sw__pool_reset(&r->pool)) {
+        r->next = s->spare;
+        s->spare = r;
+        s->nspare++;
+        spare_poison(r, 1);
+        return;
+    }
     free(r->hdrs);
     sw__pool_dispose(&r->pool);
     free(r);
 }
 
+static void spare_free(sw_http_server_t *s)
+{
+    for (sw__req_t *r = s->spare, *n; r != NULL; r = n) {
+        spare_poison(r, 0);
+        n = r->next;
+        free(r->hdrs);
+        sw__pool_dispose(&r->pool);
+        free(r);
+    }
+    s->spare = NULL;
+    s->nspare = 0;
+}
+
 int sw__req_add_header(sw__req_t *r, const char *name, size_t nlen, const char *value, size_t vlen)
 {
     if (r->nhdrs == r->hcap) {
-        size_t cap = r->hcap ? r->hcap * 2 : 16;
+        size_t cap = r->hcap ? r->hcap * 2 : SPARE_HDRS;
         sw_http_header_t *h = realloc(r->hdrs, cap * sizeof(*h));
         if (h == NULL)
             return SW_ERR_NOMEM;

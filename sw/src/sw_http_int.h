@@ -120,6 +120,8 @@ typedef struct sw__pool {
 void *sw__pool_alloc(sw__pool_t *p, size_t size);
 char *sw__pool_strndup(sw__pool_t *p, const void *s, size_t len);
 void sw__pool_dispose(sw__pool_t *p);
+/** Frees every block but the first (small) one, which it empties; 0 when none is left. */
+int sw__pool_reset(sw__pool_t *p);
 
 /* ---- connection core (sw_http.c) ---- */
 
@@ -264,6 +266,8 @@ struct sw_http_server {
     uint8_t *tls_rbuf;  /* ciphertext read buffer shared by TLS connections (one loop thread) */
     uint8_t *tls_stage; /* plaintext gathered into one record before SSL_write(), shared too */
     char tls_err[320];  /* the last TLS load error, for *err_desc */
+    sw__req_t *spare;   /* freed requests kept for the next ones (sw__req_new()) */
+    unsigned nspare;
 };
 
 #define SW__TLS_RBUF_SIZE (64 * 1024)
