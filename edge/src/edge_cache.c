@@ -426,11 +426,22 @@ GETTER(int, edge_obj_cached, o->cache != NULL)
 
 edge_obj_state_t edge_obj_progress(const edge_obj_t *o, uint64_t *size)
 {
+    edge_obj_view_t v;
+    edge_obj_view(o, &v);
+    *size = v.size;
+    return v.state;
+}
+
+void edge_obj_view(const edge_obj_t *o, edge_obj_view_t *v)
+{
     lock(o->lk);
-    edge_obj_state_t st = o->state;
-    *size = o->size;
+    v->state = o->state;
+    v->err = o->err;
+    v->status = o->status;
+    v->content_length = o->content_length;
+    v->size = o->size;
+    v->meta = o->meta;
     unlock(o->lk);
-    return st;
 }
 
 /* ---- subscribers ------------------------------------------------------------------------- */

@@ -206,9 +206,8 @@ static sw_rbuf_t *meta_build(const char *v[META_N])
     return b;
 }
 
-static void meta_get(const edge_obj_t *o, const char *v[META_N])
+static void meta_get(const sw_rbuf_t *b, const char *v[META_N])
 {
-    sw_rbuf_t *b = edge_obj_meta(o);
     size_t off = 0;
     for (int i = 0; i < META_N; i++) {
         v[i] = "";
@@ -344,18 +343,16 @@ static int choose_part(ereq_t *r, const char *etag, const char *ctype, int64_t l
     return 206;
 }
 
-static int start_response(ereq_t *r)
+static int start_response(ereq_t *r, const edge_obj_view_t *v)
 {
-    edge_obj_t *o = r->obj;
     const char *m[META_N];
     char age[SW_U64_DEC], crange[80] = "";
     sw_http_header_t h[10];
     size_t n = 0;
-    int status = edge_obj_status(o);
-    int64_t clen = edge_obj_state(o) == EDGE_OBJ_COMPLETE ? (int64_t)edge_obj_size(o)
-                                                          : edge_obj_content_length(o);
+    int status = v->status;
+    int64_t clen = v->state == EDGE_OBJ_COMPLETE ? (int64_t)v->size : v->content_length;
 
-    meta_get(o, m);
+    meta_get(v->meta, m);
     int ranges = status == 200 && clen >= 0;
     r->off = 0;
     r->end = UINT64_MAX;
@@ -413,18 +410,18 @@ static int next_span(ereq_t *r)
  * object is complete. Returns 1 if the request is finished (r freed). */
 static int pump(ereq_t *r)
 {
-    if (!r->started && start_response(r) != 0)
-        goto end;
     /* State and size from one instant: another worker may complete the object between two
      * separate reads, and a COMPLETE read after a stale size would end the response short. */
-    uint64_t size;
-    edge_obj_state_t st = edge_obj_progress(r->obj, &size);
+    edge_obj_view_t v;
+    edge_obj_view(r->obj, &v);
+    if (!r->started && start_response(r, &v) != 0)
+        goto end;
     for (;;) {
-        uint64_t lim = size < r->end ? size : r->end;
+        uint64_t lim = v.size < r->end ? v.size : r->end;
         if (lim > r->off && edge_obj_chunks(r->obj, r->off, lim - r->off, write_piece, r) != 0)
             goto end;
         if (r->off < r->end) {
-            if (st == EDGE_OBJ_FILLING)
+            if (v.state == EDGE_OBJ_FILLING)
                 return 0;
             break;
         }
@@ -1079,7 +1076,8 @@ static void on_request(void *data, sw_http_req_t *req)
             return;
         }
     }
-    if (edge_obj_state(o) == EDGE_OBJ_FILLING) {
+    /* A hit is COMPLETE, and stays so. */
+    if (res != EDGE_CACHE_HIT && edge_obj_state(o) == EDGE_OBJ_FILLING) {
         int rv = edge_obj_subscribe(o, &r->sub);
         if (rv == 0) {
             sw_http_req_on_abort(req, on_req_abort, r);
@@ -1095,7 +1093,7 @@ static void on_request(void *data, sw_http_req_t *req)
         }
         /* Another worker completed or failed it since the lookup: serve it as it is now. */
     }
-    if (edge_obj_state(o) == EDGE_OBJ_FAILED) {
+    if (res != EDGE_CACHE_HIT && edge_obj_state(o) == EDGE_OBJ_FAILED) {
         serve_stale_or_502(r, edge_obj_error(o));
         return;
     }

@@ -224,6 +224,18 @@ edge_obj_t *edge_obj_stale(edge_obj_t *o, int64_t now_ms);
  */
 edge_obj_state_t edge_obj_progress(const edge_obj_t *o, uint64_t *size);
 
+/** What a response is built from, read at one instant (one lock instead of one per getter). */
+typedef struct edge_obj_view {
+    edge_obj_state_t state;
+    int err;
+    int status;             /* 0 before edge_obj_set_response() */
+    int64_t content_length; /* announced by the upstream; -1 unknown */
+    uint64_t size;          /* bytes arrived; final once COMPLETE or FAILED */
+    sw_rbuf_t *meta;        /* borrowed, as edge_obj_meta() */
+} edge_obj_view_t;
+
+void edge_obj_view(const edge_obj_t *o, edge_obj_view_t *v);
+
 /**
  * Finds the bytes at offset `off`: sets `*b` (borrowed; take sw_rbuf_ref() to keep it), `*boff`
  * and `*len` to the rest of the chunk holding `off`, and returns 1; returns 0 when `off` is at or
