@@ -103,6 +103,12 @@ static int end_segment(wbuf_t *w, size_t seg, const char **why)
     return 0;
 }
 
+/* Visible ASCII but for the bytes put_canon() and norm_path() treat apart. */
+static int path_plain(unsigned char c)
+{
+    return c > 0x20 && c < 0x7f && c != '%' && c != '\\' && c != '?' && c != '/';
+}
+
 static int norm_path(wbuf_t *w, const char *s, size_t n, const char **why)
 {
     if (n == 0 || s[0] != '/') {
@@ -120,6 +126,18 @@ static int norm_path(wbuf_t *w, const char *s, size_t n, const char **why)
             }
             seg = w->len;
             i++;
+            continue;
+        }
+        /* A run of bytes put_canon() would copy as they are goes in one piece. */
+        size_t run = i;
+        while (run < n && path_plain((unsigned char)s[run]))
+            run++;
+        if (run > i) {
+            if (w->cap - w->len < run - i)
+                return -2;
+            memcpy(w->p + w->len, s + i, run - i);
+            w->len += run - i;
+            i = run;
             continue;
         }
         int rv = put_canon(w, s, n, &i, MODE_PATH, why);

@@ -7,6 +7,7 @@
  * pipelined request, a write error) either queues work for the dispatch loop that is already
  * running or closes from the next loop iteration, so no callback frees what its caller still uses.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -296,6 +297,7 @@ void sw_http_server_free(sw_http_server_t *s)
     /* Only valid once sw_http_server_close() has reported everything closed (or nothing was
      * ever opened): no handle may still point at `s`. */
     spare_free(s);
+    sw__h2mem_dispose(&s->h2mem);
     free(s->tls_rbuf);
     free(s->tls_stage);
     free(s);
@@ -1056,40 +1058,31 @@ void sw__conn_feed(sw__conn_t *c, const uint8_t *buf, size_t len)
 #define SPARE_MAX  64
 #define SPARE_HDRS 16
 
-/* Under AddressSanitizer a spare request is poisoned, so that a use after sw__req_free() is
- * still reported. */
-#if defined(__SANITIZE_ADDRESS__)
-#define SPARE_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SPARE_ASAN 1
-#endif
-#endif
-#ifdef SPARE_ASAN
-#include <sanitizer/asan_interface.h>
-static void spare_poison(sw__req_t *r, int poison)
+/* A spare request is poisoned under AddressSanitizer while it waits (SW__POISON). */
+static void spare_hide(sw__req_t *r)
 {
-    if (!poison)
-        __asan_unpoison_memory_region(r, sizeof(*r));
-    void (*f)(void const volatile *, size_t) =
-        poison ? __asan_poison_memory_region : __asan_unpoison_memory_region;
     if (r->pool.head != NULL)
-        f(r->pool.head->data, r->pool.head->cap);
+        SW__POISON(r->pool.head->data, r->pool.head->cap);
     if (r->hdrs != NULL)
-        f(r->hdrs, r->hcap * sizeof(*r->hdrs));
-    if (poison)
-        __asan_poison_memory_region(r, sizeof(*r));
+        SW__POISON(r->hdrs, r->hcap * sizeof(*r->hdrs));
+    SW__POISON(r, sizeof(*r));
 }
-#else
-#define spare_poison(r, poison) ((void)0)
-#endif
+
+static void spare_show(sw__req_t *r)
+{
+    SW__UNPOISON(r, sizeof(*r));
+    if (r->pool.head != NULL)
+        SW__UNPOISON(r->pool.head->data, r->pool.head->cap);
+    if (r->hdrs != NULL)
+        SW__UNPOISON(r->hdrs, r->hcap * sizeof(*r->hdrs));
+}
 
 sw__req_t *sw__req_new(sw__conn_t *c)
 {
     sw_http_server_t *s = c->server;
     sw__req_t *r = s->spare;
     if (r != NULL) {
-        spare_poison(r, 0);
+        spare_show(r);
         s->spare = r->next;
         s->nspare--;
         sw__pool_t pool = r->pool;
@@ -1125,7 +1118,7 @@ void sw__req_free(sw__req_t *r)
         r->next = s->spare;
         s->spare = r;
         s->nspare++;
-        spare_poison(r, 1);
+        spare_hide(r);
         return;
     }
     free(r->hdrs);
@@ -1136,7 +1129,7 @@ void sw__req_free(sw__req_t *r)
 static void spare_free(sw_http_server_t *s)
 {
     for (sw__req_t *r = s->spare, *n; r != NULL; r = n) {
-        spare_poison(r, 0);
+        spare_show(r);
         n = r->next;
         free(r->hdrs);
         sw__pool_dispose(&r->pool);
@@ -1199,8 +1192,10 @@ void sw__req_abort(sw__req_t *r)
 const char *sw_http_req_header(const sw_http_req_t *req, const char *name)
 {
     const sw__req_t *r = (const sw__req_t *)req;
+    int c0 = tolower((unsigned char)name[0]);
     for (size_t i = 0; i < r->nhdrs; i++) {
-        if (strcasecmp(r->hdrs[i].name, name) == 0)
+        const char *n = r->hdrs[i].name;
+        if (tolower((unsigned char)n[0]) == c0 && strcasecmp(n, name) == 0)
             return r->hdrs[i].value;
     }
     return NULL;

