@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Edge benchmark (issue 3, acceptance 6). Prints figures; it is not a test and always exits 0.
 
-    sh scripts/build.sh && python3 bench/edge_bench.py        # about 15 minutes with the defaults
+    sh scripts/build.sh && python3 bench/edge_bench.py        # about 20 minutes with the defaults
 
 Servers, each pinned to one core (taskset -c --server-cpu), all on 127.0.0.1:
   shortwave   shortwave-edge --workers 1: HTTP/1.1 and h2c on one port, HTTP/2 over TLS on another
@@ -22,6 +22,9 @@ Phases:
    processes; 100 % is the one core it may use) and the TLS cipher h2load negotiated; then ratios
    of shortwave to each peer (median and range of the per-round ratios). Peak RSS (VmHWM of all
    the server's processes) at the end.
+   For the h2load figures, latency at one load as well: --paced (0.25) times the lower rate of
+   shortwave and the fastest peer, the same for every server, p50 and p99 over --rounds logged
+   runs (h2load --rps).
 2. Collapsing: --waiters clients (HTTP/1.1, one request each, all at once) ask for a new segment
    that the origin streams over --origin-ms (as a live origin does while the segment is written).
    Figures: origin requests for it (goal: 1), and the wait each client had beyond the origin's
@@ -358,12 +361,14 @@ def run_wrk(a, url):
             "rps": float(rps.group(1)), "p99_ms": lat, "errors": int(errs.group(1)) if errs else 0}
 
 
-def run_h2load(a, url, log=None, h1=False):
+def run_h2load(a, url, log=None, h1=False, rate=None):
     """One h2load run. With `log`, h2load writes a line per request, from which p99 comes; that
     costs the load generator about half its rate on small objects, so throughput is taken from
-    runs without it. With `h1`, HTTP/1.1 on --conns connections, one request at a time each."""
+    runs without it. With `h1`, HTTP/1.1 on --conns connections, one request at a time each. With
+    `rate`, h2load sends that many requests per second in all (--rps per connection)."""
     conns = ["--h1", f"-c{a.conns}", "-m1"] if h1 else [f"-c{a.h2_conns}", f"-m{a.h2_streams}"]
-    r = subprocess.run(["taskset", "-c", str(a.client_cpu), "h2load", "-t1"] + conns
+    rps = ["--rps", f"{rate / (a.conns if h1 else a.h2_conns):.3f}"] if rate else []
+    r = subprocess.run(["taskset", "-c", str(a.client_cpu), "h2load", "-t1"] + conns + rps
                        + ["-D", str(a.seconds)]
                        + (["--log-file", log] if log else []) + [url],
                        capture_output=True, text=True, timeout=a.seconds + 60)
@@ -382,10 +387,11 @@ def run_h2load(a, url, log=None, h1=False):
     except OSError:
         pass
     durs.sort()
-    p99 = durs[min(len(durs) - 1, int(len(durs) * 0.99))] if durs else None
+    q = lambda f: durs[min(len(durs) - 1, int(len(durs) * f))] if durs else None  # noqa: E731
     cipher = re.search(r"Cipher: (\S+)", out)
-    return {"Bps": unit_bytes(m.group(2), m.group(3)), "rps": float(m.group(1)), "p99_ms": p99,
-            "errors": int(ok.group(2)), "cipher": cipher.group(1) if cipher else None}
+    return {"Bps": unit_bytes(m.group(2), m.group(3)), "rps": float(m.group(1)), "p99_ms": q(0.99),
+            "p50_ms": q(0.5), "errors": int(ok.group(2)),
+            "cipher": cipher.group(1) if cipher else None}
 
 
 # h1: HTTP/1.1 with wrk; h1l: HTTP/1.1 with h2load --h1, a lighter client (wrk reads 8 KB at a
@@ -395,6 +401,47 @@ PROTOS = ("h1", "h1l", "h2c", "tls")
 
 def url_of(urls, proto):
     return urls.get("h1" if proto == "h1l" else proto)
+
+
+def paced(a, running, results, obj, proto, path):
+    """Latency at one load for every server: --paced times the lower of shortwave's median rate
+    on this figure and the fastest peer's, so that neither is saturated (a slower peer may be);
+    p50 and p99 are the medians over --rounds runs with h2load's per-request log, the servers
+    taking turns. h2load sends paced requests in bursts, so latency here is higher than at
+    full load: compare servers, not the two figures."""
+    rate_of = {n: results[n][(obj, proto)]["rps"] for n, _, _ in running
+               if results[n].get((obj, proto))}
+    peers = [r for n, r in rate_of.items() if n != "shortwave"]
+    if "shortwave" not in rate_of or not peers:
+        return
+    rate = max(1.0, a.paced * min(rate_of["shortwave"], max(peers)))
+    runs = {name: [] for name, _, _ in running}
+    for rnd in range(a.rounds):
+        for name, p, urls in running:
+            if url_of(urls, proto) is None:
+                continue
+            r = run_h2load(a, url_of(urls, proto) + path,
+                           f"{a.tmp}/{name}-{proto}-{obj}-paced-{rnd}.log", h1=proto == "h1l",
+                           rate=rate)
+            if r is not None and r["p99_ms"] is not None:
+                runs[name].append(r)
+    for name, _, _ in running:
+        rs = runs[name]
+        if not rs:
+            continue
+        p50 = sorted(x["p50_ms"] for x in rs)[len(rs) // 2]
+        p99s = sorted(x["p99_ms"] for x in rs)
+        results[name][(obj, proto, "paced")] = {"rate": rate, "p50_ms": p50,
+                                                "p99_ms": p99s[len(rs) // 2]}
+        print(f"  {name:9} {obj:8} {proto:4}  paced at {rate:,.0f} req/s: p50 {p50:.2f} ms, "
+              f"p99 {p99s[len(rs) // 2]:.2f} ms [{p99s[0]:.2f}-{p99s[-1]:.2f}]", flush=True)
+
+
+def paced_cell(mine, theirs, obj, proto):
+    m, t = mine.get((obj, proto, "paced")), theirs.get((obj, proto, "paced"))
+    if not m or not t:
+        return ""
+    return f"; at {m['rate']:,.0f} req/s {m['p99_ms']:.2f} vs {t['p99_ms']:.2f} ms"
 
 
 # ---- the run ---------------------------------------------------------------------------------
@@ -445,6 +492,9 @@ def main():
     ap.add_argument("--client-cpu", type=int, default=0)
     ap.add_argument("--servers", default="shortwave,nginx,varnish,h2o")
     ap.add_argument("--base-port", type=int, default=21000)
+    ap.add_argument("--paced", type=float, default=0.25,
+                    help="latency at one load for all servers: this fraction of the lower rate of "
+                    "shortwave and the fastest peer on the figure (h2load figures only; 0: skip)")
     ap.add_argument("--figures", default="",
                     help="only these, e.g. segment:h1,playlist:tls (objects segment and playlist, "
                     "protocols h1, h1l, h2c and tls; default all); 'none' skips to the collapsing case")
@@ -540,6 +590,8 @@ def main():
                           f"server {r['cpu'] * 100:3.0f}% cpu"
                           + (f"  {r['cipher']}" if r.get("cipher") else "")
                           + (f"  errors {r['errors']}" if r["errors"] else ""), flush=True)
+                if proto != "h1" and a.paced > 0:
+                    paced(a, running, results, obj, proto, path)
         for name, p, urls in running:
             res = results[name]
             if name != "h2o":
@@ -573,7 +625,8 @@ def main():
                         if mine and theirs:
                             thr, eff = paired_ratios(mine["runs"], theirs["runs"])
                             cells.append(f"{peer} {thr}, per CPU {eff} "
-                                         f"(p99 {fmt(mine, 'p99')} vs {fmt(theirs, 'p99')})")
+                                         f"(p99 {fmt(mine, 'p99')} vs {fmt(theirs, 'p99')}"
+                                         + paced_cell(sw, results.get(peer, {}), obj, proto) + ")")
                     print(f"  {obj:8} {proto:4}  " + ("; ".join(cells) if cells else "n/a"))
         origin.shutdown()
     finally:
