@@ -1058,7 +1058,9 @@ void sw__conn_feed(sw__conn_t *c, const uint8_t *buf, size_t len)
 #define SPARE_MAX  64
 #define SPARE_HDRS 16
 
-/* A spare request is poisoned under AddressSanitizer while it waits (SW__POISON). */
+/* A spare request is poisoned under AddressSanitizer while it waits (SW__POISON), all but the
+ * pointers that hold it and its memory: LeakSanitizer does not follow pointers stored in poisoned
+ * memory, and would report what they hold as leaked. */
 static void spare_hide(sw__req_t *r)
 {
     if (r->pool.head != NULL)
@@ -1066,6 +1068,9 @@ static void spare_hide(sw__req_t *r)
     if (r->hdrs != NULL)
         SW__POISON(r->hdrs, r->hcap * sizeof(*r->hdrs));
     SW__POISON(r, sizeof(*r));
+    SW__UNPOISON(&r->next, sizeof(r->next));
+    SW__UNPOISON(&r->pool, sizeof(r->pool));
+    SW__UNPOISON(&r->hdrs, sizeof(r->hdrs));
 }
 
 static void spare_show(sw__req_t *r)

@@ -259,7 +259,6 @@ static void *h2mem_malloc(size_t size, void *ud)
         cls++;
     h2blk_t *b = cls < SW__H2MEM_CLASSES ? m->free[cls] : NULL;
     if (b != NULL) {
-        SW__UNPOISON(b, sizeof(*b));
         m->free[cls] = b->next;
         m->nfree[cls]--;
     } else {
@@ -287,7 +286,8 @@ static void h2mem_free(void *p, void *ud)
     b->next = m->free[b->cls];
     m->free[b->cls] = b;
     m->nfree[b->cls]++;
-    SW__POISON(b, sizeof(*b) + h2mem_cap(b->cls));
+    /* Not the header: LeakSanitizer does not follow the links through poisoned memory. */
+    SW__POISON(b->data, h2mem_cap(b->cls));
 }
 
 static void *h2mem_calloc(size_t n, size_t size, void *ud)
@@ -323,7 +323,6 @@ void sw__h2mem_dispose(sw__h2mem_t *m)
 {
     for (int i = 0; i < SW__H2MEM_CLASSES; i++) {
         for (h2blk_t *b = m->free[i], *n; b != NULL; b = n) {
-            SW__UNPOISON(b, sizeof(*b));
             n = b->next;
             free(b);
         }
