@@ -361,6 +361,12 @@ def run_wrk(a, url):
             "rps": float(rps.group(1)), "p99_ms": lat, "errors": int(errs.group(1)) if errs else 0}
 
 
+def quantile(sorted_values, f):
+    if not sorted_values:
+        return None
+    return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * f))]
+
+
 def run_h2load(a, url, log=None, h1=False, rate=None):
     """One h2load run. With `log`, h2load writes a line per request, from which p99 comes; that
     costs the load generator about half its rate on small objects, so throughput is taken from
@@ -387,11 +393,10 @@ def run_h2load(a, url, log=None, h1=False, rate=None):
     except OSError:
         pass
     durs.sort()
-    q = lambda f: durs[min(len(durs) - 1, int(len(durs) * f))] if durs else None  # noqa: E731
     cipher = re.search(r"Cipher: (\S+)", out)
-    return {"Bps": unit_bytes(m.group(2), m.group(3)), "rps": float(m.group(1)), "p99_ms": q(0.99),
-            "p50_ms": q(0.5), "errors": int(ok.group(2)),
-            "cipher": cipher.group(1) if cipher else None}
+    return {"Bps": unit_bytes(m.group(2), m.group(3)), "rps": float(m.group(1)),
+            "p99_ms": quantile(durs, 0.99), "p50_ms": quantile(durs, 0.5),
+            "errors": int(ok.group(2)), "cipher": cipher.group(1) if cipher else None}
 
 
 # h1: HTTP/1.1 with wrk; h1l: HTTP/1.1 with h2load --h1, a lighter client (wrk reads 8 KB at a
