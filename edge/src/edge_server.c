@@ -1076,13 +1076,17 @@ static void on_request(void *data, sw_http_req_t *req)
             return;
         }
     }
-    /* A hit is COMPLETE, and stays so. */
-    if (res != EDGE_CACHE_HIT && edge_obj_state(o) == EDGE_OBJ_FILLING) {
+    /* A hit is COMPLETE, and stays so: only other answers have a state to look at. */
+    edge_obj_view_t v = {.state = EDGE_OBJ_COMPLETE};
+    if (res != EDGE_CACHE_HIT)
+        edge_obj_view(o, &v);
+    if (v.state == EDGE_OBJ_FILLING) {
         int rv = edge_obj_subscribe(o, &r->sub);
+        edge_obj_view(o, &v); /* read after subscribing: later bytes come with on_data */
         if (rv == 0) {
             sw_http_req_on_abort(req, on_req_abort, r);
             /* A late subscriber: what already arrived goes out now. */
-            if (edge_obj_status(o) != 0 && edge_obj_size(o) > 0)
+            if (v.status != 0 && v.size > 0)
                 pump(r);
             return;
         }
@@ -1093,8 +1097,8 @@ static void on_request(void *data, sw_http_req_t *req)
         }
         /* Another worker completed or failed it since the lookup: serve it as it is now. */
     }
-    if (res != EDGE_CACHE_HIT && edge_obj_state(o) == EDGE_OBJ_FAILED) {
-        serve_stale_or_502(r, edge_obj_error(o));
+    if (v.state == EDGE_OBJ_FAILED) {
+        serve_stale_or_502(r, v.err);
         return;
     }
     pump(r);
