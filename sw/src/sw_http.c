@@ -1112,6 +1112,13 @@ sw__req_t *sw__req_new(sw__conn_t *c)
     return r;
 }
 
+static void req_destroy(sw__req_t *r)
+{
+    free(r->hdrs);
+    sw__pool_dispose(&r->pool);
+    free(r);
+}
+
 void sw__req_free(sw__req_t *r)
 {
     if (r == NULL)
@@ -1126,9 +1133,7 @@ void sw__req_free(sw__req_t *r)
         spare_hide(r);
         return;
     }
-    free(r->hdrs);
-    sw__pool_dispose(&r->pool);
-    free(r);
+    req_destroy(r);
 }
 
 static void spare_free(sw_http_server_t *s)
@@ -1136,9 +1141,7 @@ static void spare_free(sw_http_server_t *s)
     for (sw__req_t *r = s->spare, *n; r != NULL; r = n) {
         spare_show(r);
         n = r->next;
-        free(r->hdrs);
-        sw__pool_dispose(&r->pool);
-        free(r);
+        req_destroy(r);
     }
     s->spare = NULL;
     s->nspare = 0;
