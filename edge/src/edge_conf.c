@@ -301,7 +301,8 @@ static const sw_conf_key_t keys[] = {
     {"http", "drain_timeout", SW_CONF_DURATION, OFF(drain_timeout_ms), 0, 3600000, NULL, "10s",
      "on SIGTERM, how long responses under way may take to finish"},
     {"http", "notsent_lowat", SW_CONF_SIZE, OFF(notsent_lowat), 0, 64 << 20, NULL, "256k",
-     "kernel buffer of output not yet sent, per connection (TCP_NOTSENT_LOWAT); 0: the kernel's"},
+     "kernel buffer of output not yet sent, per HTTP/2 connection (TCP_NOTSENT_LOWAT); 0: the "
+     "kernel's"},
     {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL},
 };
 

@@ -137,7 +137,8 @@ static const sw_conf_key_t keys[] = {
     {"http", "header_timeout", SW_CONF_DURATION, OFF(http_header_ms), 500, 600000, NULL, "10s",
      "a request head must arrive within this"},
     {"http", "notsent_lowat", SW_CONF_SIZE, OFF(http_notsent_lowat), 0, 64 << 20, NULL, "256k",
-     "kernel buffer of output not yet sent, per connection (TCP_NOTSENT_LOWAT); 0: the kernel's"},
+     "kernel buffer of output not yet sent, per HTTP/2 connection (TCP_NOTSENT_LOWAT); 0: the "
+     "kernel's"},
     {"redis", "ttl", SW_CONF_DURATION, OFF(redis_ttl_ms), 3000, 3600000, NULL, "15s",
      "lifetime of a stream's registration; refreshed every third of it"},
     {"prefix", "passphrase", SW_CONF_CUSTOM, 0, 0, 0, set_rule_passphrase, "(none)",

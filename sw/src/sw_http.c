@@ -10,7 +10,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -458,10 +457,6 @@ static int listen_on(sw_http_server_t *s, const char *addr, int reuseport, struc
         *err_desc = "SO_REUSEPORT failed";
         goto fail_fd;
     }
-    /* Accepted connections inherit it from the listener (Linux copies the TCP socket). */
-    int lowat = (int)s->cfg.notsent_lowat;
-    if (lowat > 0)
-        setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
     socklen_t slen =
         ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
     if (bind(fd, (struct sockaddr *)&ss, slen) != 0) {

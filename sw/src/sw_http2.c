@@ -13,6 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <nghttp2/nghttp2.h>
 
 #include "sw/log.h"
@@ -365,6 +369,14 @@ int sw__h2_init(sw__conn_t *c)
         rv = SW_ERR_NOMEM;
         goto fail_session;
     }
+    /* Bound what the kernel holds unsent, so that nghttp2 can still put a new stream's frames
+     * before the rest of a long body. HTTP/1.1 has one response in flight and leaves the kernel's
+     * own limit: each extra write round costs more than it buys there (about a fifth more server
+     * CPU for a 730 KB segment at 256 KiB). */
+    uv_os_fd_t fd;
+    int lowat = (int)c->server->cfg.notsent_lowat;
+    if (lowat > 0 && uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
+        setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
     c->h2 = h2;
     return 0;
 fail_session:

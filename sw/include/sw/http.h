@@ -53,10 +53,10 @@ typedef struct sw_http_server_config {
                                    connection (a client that stopped reading); default 0:
                                    idle_timeout_ms */
     uint32_t drain_timeout_ms;  /* on close, how long answered requests may still finish, 2 s */
-    uint32_t notsent_lowat;     /* TCP_NOTSENT_LOWAT of each connection, default 256 KiB: the
-                                   kernel holds at most this much not yet sent, so that output
-                                   waits in the server (where HTTP/2 can still order it) and is
-                                   sent by the thread that writes it; 0 leaves the kernel's */
+    uint32_t notsent_lowat;     /* TCP_NOTSENT_LOWAT of each HTTP/2 connection, default 256 KiB:
+                                   the kernel holds at most this much not yet sent, so that output
+                                   waits in the server, where HTTP/2 can still order it; 0 leaves
+                                   the kernel's. HTTP/1.1 connections always have the kernel's. */
     const char *server_name;    /* Server header, default "shortwave" */
 } sw_http_server_config_t;
 

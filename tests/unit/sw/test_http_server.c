@@ -1,8 +1,8 @@
 /*
  * Runs the sw HTTP server on a real uv loop in a second thread, bound to 127.0.0.1:0, and drives
  * it with blocking client sockets from the test thread: keep-alive, a held request answered from
- * a uv_timer, abort on client disconnect, a streamed chunked response, HEAD, 431 and 400; and the
- * errors of the TLS setup calls.
+ * a uv_timer, abort on client disconnect, a streamed chunked response, HEAD, 431 and 400; which
+ * connections get TCP_NOTSENT_LOWAT; and the errors of the TLS setup calls.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +14,7 @@
 #include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -299,6 +300,55 @@ static void test_bad(void **state)
     close(fd);
 }
 
+/* The server's end of client socket `fd`: the server runs in this process, so its accepted
+ * socket is one of our descriptors, the one whose peer is the client's local address. */
+static int server_end(int fd)
+{
+    struct sockaddr_in me, a, b;
+    socklen_t len = sizeof(me);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&me, &len), 0);
+    for (int i = 3; i < 1024; i++) {
+        socklen_t la = sizeof(a), lb = sizeof(b);
+        if (i != fd && getsockname(i, (struct sockaddr *)&a, &la) == 0 &&
+            getpeername(i, (struct sockaddr *)&b, &lb) == 0 && a.sin_family == AF_INET &&
+            a.sin_port == htons((uint16_t)port) && b.sin_port == me.sin_port)
+            return i;
+    }
+    fail_msg("no server socket for the client's port %u", ntohs(me.sin_port));
+    return -1;
+}
+
+static int notsent_lowat(int fd)
+{
+    int v = -1;
+    socklen_t len = sizeof(v);
+    assert_int_equal(getsockopt(server_end(fd), IPPROTO_TCP, TCP_NOTSENT_LOWAT, &v, &len), 0);
+    return v;
+}
+
+/* TCP_NOTSENT_LOWAT (the default 256 KiB) is set on a connection once it speaks HTTP/2, where
+ * it lets the server order frames; an HTTP/1.1 connection keeps the kernel's (0 reads back). */
+static void test_notsent_lowat(void **state)
+{
+    char buf[4096];
+    int h1 = client();
+    send_str(h1, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    recv_until(h1, buf, sizeof(buf), "hello\n");
+    assert_non_null(strstr(buf, "HTTP/1.1 200 OK\r\n"));
+    assert_int_equal(notsent_lowat(h1), 0);
+
+    int h2 = client();
+    static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+                                  "\0\0\0\4\0\0\0\0\0"; /* and an empty SETTINGS frame */
+    assert_int_equal(send(h2, preface, sizeof(preface) - 1, 0), (ssize_t)sizeof(preface) - 1);
+    /* The server's SETTINGS frame (type 4) comes after its HTTP/2 session was set up. */
+    assert_true(recv(h2, buf, 9, MSG_WAITALL) == 9);
+    assert_int_equal(buf[3], 4);
+    assert_int_equal(notsent_lowat(h2), 256 * 1024);
+    close(h1);
+    close(h2);
+}
+
 /* TLS setup errors, on a server of its own that never runs: files that cannot be loaded are
  * SW_ERR_INVAL with a reason naming the file; a reload without a TLS listener is SW_ERR_STATE. */
 static void test_tls_errors(void **state)
@@ -333,10 +383,10 @@ static void test_tls_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_keepalive),  cmocka_unit_test(test_held),
-        cmocka_unit_test(test_abort),      cmocka_unit_test(test_stream),
-        cmocka_unit_test(test_head),       cmocka_unit_test(test_bad),
-        cmocka_unit_test(test_tls_errors),
+        cmocka_unit_test(test_keepalive),     cmocka_unit_test(test_held),
+        cmocka_unit_test(test_abort),         cmocka_unit_test(test_stream),
+        cmocka_unit_test(test_head),          cmocka_unit_test(test_bad),
+        cmocka_unit_test(test_notsent_lowat), cmocka_unit_test(test_tls_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
