@@ -123,6 +123,7 @@ void sw__queue_init(sw__queue_t *q)
 {
     q->head = q->tail = NULL;
     q->bytes = 0;
+    q->spare = NULL;
 }
 
 static void chunk_free(sw__chunk_t *k)
@@ -131,14 +132,35 @@ static void chunk_free(sw__chunk_t *k)
     free(k);
 }
 
-void sw__queue_dispose(sw__queue_t *q)
+/* An emptied chunk of the first size is kept as the queue's spare: the next small response
+ * reuses it instead of a malloc() and free() each (64 streams' chunks in flight overflow malloc's
+ * per-thread cache). Its bytes are poisoned while it waits. */
+static void chunk_release(sw__queue_t *q, sw__chunk_t *k)
+{
+    if (k->cap != CHUNK_FIRST || q->spare != NULL) {
+        chunk_free(k);
+        return;
+    }
+    SW__POISON(k->data, k->cap);
+    q->spare = k;
+}
+
+void sw__queue_reset(sw__queue_t *q)
 {
     sw__chunk_t *k = q->head, *n;
     for (; k != NULL; k = n) {
         n = k->next;
-        chunk_free(k);
+        chunk_release(q, k);
     }
-    sw__queue_init(q);
+    q->head = q->tail = NULL;
+    q->bytes = 0;
+}
+
+void sw__queue_dispose(sw__queue_t *q)
+{
+    sw__queue_reset(q);
+    free(q->spare);
+    q->spare = NULL;
 }
 
 static void queue_push(sw__queue_t *q, sw__chunk_t *k)
@@ -170,9 +192,13 @@ int sw__queue_copy(sw__queue_t *q, const void *p, size_t len)
      * another reference: do not allocate a whole CHUNK_MIN for its 9 bytes. */
     size_t min = t == NULL ? CHUNK_FIRST : t->rb != NULL ? 64 : CHUNK_MIN;
     size_t cap = len > min ? len : min;
-    sw__chunk_t *k = malloc(sizeof(*k) + cap);
-    if (k == NULL)
+    sw__chunk_t *k = q->spare;
+    if (cap == CHUNK_FIRST && k != NULL) {
+        SW__UNPOISON(k->data, k->cap);
+        q->spare = NULL;
+    } else if ((k = malloc(sizeof(*k) + cap)) == NULL) {
         return SW_ERR_NOMEM;
+    }
     k->rb = NULL;
     k->cap = cap;
     k->sealed = 0;
@@ -215,7 +241,7 @@ void sw__queue_consume(sw__queue_t *q, size_t len)
             q->head = k->next;
             if (q->head == NULL)
                 q->tail = NULL;
-            chunk_free(k);
+            chunk_release(q, k);
         }
     }
 }
@@ -1066,6 +1092,7 @@ static void spare_hide(sw__req_t *r)
     SW__UNPOISON(&r->next, sizeof(r->next));
     SW__UNPOISON(&r->pool, sizeof(r->pool));
     SW__UNPOISON(&r->hdrs, sizeof(r->hdrs));
+    SW__UNPOISON(&r->q.spare, sizeof(r->q.spare));
 }
 
 static void spare_show(sw__req_t *r)
@@ -1088,10 +1115,12 @@ sw__req_t *sw__req_new(sw__conn_t *c)
         sw__pool_t pool = r->pool;
         sw_http_header_t *hdrs = r->hdrs;
         size_t hcap = r->hcap;
+        sw__chunk_t *qspare = r->q.spare;
         memset(r, 0, sizeof(*r));
         r->pool = pool;
         r->hdrs = hdrs;
         r->hcap = hcap;
+        r->q.spare = qspare;
     } else if ((r = calloc(1, sizeof(*r))) == NULL) {
         return NULL;
     }
@@ -1103,12 +1132,12 @@ sw__req_t *sw__req_new(sw__conn_t *c)
     r->start_ms = uv_now(s->loop);
     _Static_assert(sizeof(r->pub.peer) == sizeof(c->peer), "peer buffers differ");
     memcpy(r->pub.peer, c->peer, sizeof(r->pub.peer));
-    sw__queue_init(&r->q);
-    return r;
+    return r; /* r->q: zeroed, an empty queue, maybe with its spare chunk */
 }
 
 static void req_destroy(sw__req_t *r)
 {
+    sw__queue_dispose(&r->q);
     free(r->hdrs);
     sw__pool_dispose(&r->pool);
     free(r);
@@ -1119,7 +1148,7 @@ void sw__req_free(sw__req_t *r)
     if (r == NULL)
         return;
     sw_http_server_t *s = r->pub.server;
-    sw__queue_dispose(&r->q);
+    sw__queue_reset(&r->q);
     free(r->body);
     if (s->nspare < SPARE_MAX && r->hcap <= SPARE_HDRS && sw__pool_reset(&r->pool)) {
         r->next = s->spare;

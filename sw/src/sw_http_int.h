@@ -89,10 +89,14 @@ typedef struct sw__chunk {
 typedef struct sw__queue {
     sw__chunk_t *head, *tail;
     size_t bytes;
+    sw__chunk_t *spare; /* an emptied first-size chunk kept for the next response, or NULL */
 } sw__queue_t;
 
 void sw__queue_init(sw__queue_t *q);
+/** Frees every chunk, the spare too. */
 void sw__queue_dispose(sw__queue_t *q);
+/** Frees the queued chunks but keeps a spare: the queue of a request kept for reuse. */
+void sw__queue_reset(sw__queue_t *q);
 int sw__queue_copy(sw__queue_t *q, const void *p, size_t len);
 int sw__queue_rbuf(sw__queue_t *q, sw_rbuf_t *b, size_t off, size_t len);
 /** Copies up to `len` bytes out of the queue's front and drops them. Returns the count. */
