@@ -557,23 +557,27 @@ int sw__h2_start(sw__req_t *r, int status, const sw_http_header_t *hdrs, size_t 
     size_t n = 0;
     int rv = 0;
 
-#define NV(nm, nl, v, vl)                                                                          \
+#define NV(nm, nl, v, vl, fl)                                                                      \
     nva[n].name = (uint8_t *)(nm), nva[n].namelen = (nl), nva[n].value = (uint8_t *)(v),           \
-    nva[n].valuelen = (vl), nva[n].flags = NGHTTP2_NV_FLAG_NONE, n++
+    nva[n].valuelen = (vl), nva[n].flags = (fl), n++
+    /* Our own names are lower-case literals, and the server name lives as long as the server:
+     * nghttp2 need not copy (and lower) them. */
+    const uint8_t lit = NGHTTP2_NV_FLAG_NO_COPY_NAME;
     r->status = status;
     r->content_length = content_length;
-    NV(":status", 7, st, sw_u64_dec(st, (uint64_t)status));
+    NV(":status", 7, st, sw_u64_dec(st, (uint64_t)status), lit);
     const char *date = sw__server_date(s);
-    NV("date", 4, date, strlen(date));
-    NV("server", 6, s->server_name, strlen(s->server_name));
+    NV("date", 4, date, strlen(date), lit);
+    NV("server", 6, s->server_name, strlen(s->server_name), lit | NGHTTP2_NV_FLAG_NO_COPY_VALUE);
     if (content_length >= 0) {
-        NV("content-length", 14, cl, sw_u64_dec(cl, (uint64_t)content_length));
+        NV("content-length", 14, cl, sw_u64_dec(cl, (uint64_t)content_length), lit);
     }
     if (nhdrs > SW_ARRAY_SIZE(nva) - n)
         return SW_ERR_NOMEM;
     /* HTTP/2 field names are lower case (RFC 9113 8.2.1): nghttp2 lowers the names it copies. */
     for (size_t i = 0; i < nhdrs; i++)
-        NV(hdrs[i].name, strlen(hdrs[i].name), hdrs[i].value, strlen(hdrs[i].value));
+        NV(hdrs[i].name, strlen(hdrs[i].name), hdrs[i].value, strlen(hdrs[i].value),
+           NGHTTP2_NV_FLAG_NONE);
 #undef NV
     nghttp2_data_provider prd;
     prd.source.ptr = r;
