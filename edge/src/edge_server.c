@@ -220,7 +220,9 @@ static void meta_get(const sw_rbuf_t *b, const char *v[META_N])
 
 /* ---- serving an object ------------------------------------------------------------------- */
 
-static void ereq_free(ereq_t *r)
+/* Lets go of what `r` holds. `r` itself is request memory (sw_http_req_alloc()), so this comes
+ * before the request ends. */
+static void ereq_release(ereq_t *r)
 {
     edge_obj_unsubscribe(&r->sub);
     edge_obj_unref(r->obj);
@@ -233,14 +235,13 @@ static void ereq_free(ereq_t *r)
         r->srv->reqs = r->next;
     if (r->next != NULL)
         r->next->prev = r->prev;
-    free(r);
 }
 
 static void on_req_abort(sw_http_req_t *req, void *data)
 {
     ereq_t *r = data;
     log_request(r->srv, req, r->status, r->bytes, r->t0, r->xcache, r->upstream_ms, 1);
-    ereq_free(r);
+    ereq_release(r);
 }
 
 static int write_piece(void *data, sw_rbuf_t *b, size_t boff, size_t len)
@@ -430,8 +431,9 @@ static int pump(ereq_t *r)
     }
 end:
     log_request(r->srv, r->req, r->status, r->bytes, r->t0, r->xcache, r->upstream_ms, 0);
-    sw_http_end(r->req);
-    ereq_free(r);
+    sw_http_req_t *req = r->req;
+    ereq_release(r);
+    sw_http_end(req);
     return 1;
 }
 
@@ -452,8 +454,9 @@ static void serve_stale_or_502(ereq_t *r, int err)
     snprintf(msg, sizeof(msg), "upstream failed: %s", edge_strerror(err));
     ADD(s->sh->stats.upstream_502, 1);
     s->req_t0 = r->t0;
-    respond_error(s, r->req, err == EDGE_ERR_UNCACHEABLE ? 503 : 502, msg);
-    ereq_free(r);
+    sw_http_req_t *req = r->req;
+    ereq_release(r);
+    respond_error(s, req, err == EDGE_ERR_UNCACHEABLE ? 503 : 502, msg);
 }
 
 static void on_sub_data(edge_sub_t *sub, edge_obj_t *o)
@@ -1046,7 +1049,7 @@ static void on_request(void *data, sw_http_req_t *req)
         respond_error(s, req, 503, "out of memory");
         return;
     }
-    ereq_t *r = calloc(1, sizeof(*r));
+    ereq_t *r = sw_http_req_alloc(req, sizeof(*r));
     if (r == NULL) {
         edge_obj_unref(o);
         respond_error(s, req, 503, "out of memory");
@@ -1091,8 +1094,8 @@ static void on_request(void *data, sw_http_req_t *req)
             return;
         }
         if (rv != EDGE_ERR_STATE) {
+            ereq_release(r);
             respond_error(s, req, 500, "cannot subscribe");
-            ereq_free(r);
             return;
         }
         /* Another worker completed or failed it since the lookup: serve it as it is now. */

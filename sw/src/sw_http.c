@@ -1489,6 +1489,14 @@ static int write_any(sw__req_t *r, sw_rbuf_t *rb, const void *p, size_t len)
     return rv;
 }
 
+void *sw_http_req_alloc(sw_http_req_t *req, size_t size)
+{
+    void *p = sw__pool_alloc(&((sw__req_t *)req)->pool, size);
+    if (p != NULL)
+        memset(p, 0, size);
+    return p;
+}
+
 int sw_http_write(sw_http_req_t *req, const void *p, size_t len)
 {
     return write_any((sw__req_t *)req, NULL, p, len);

@@ -145,6 +145,13 @@ struct sw_http_req {
 const char *sw_http_req_header(const sw_http_req_t *req, const char *name);
 
 /**
+ * Zeroed memory that lives as long as the request: freed with it, after the response has ended
+ * (sw_http_end() or sw_http_respond()) or after the abort callback returned; so a handler's
+ * per-request state must be let go before it ends the request. NULL when out of memory.
+ */
+void *sw_http_req_alloc(sw_http_req_t *req, size_t size);
+
+/**
  * Calls `cb` if the client goes away before the response ends. The request is freed after `cb`
  * returns; `cb` must not answer it. Setting it again replaces the previous one.
  */
