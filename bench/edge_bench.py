@@ -434,12 +434,12 @@ def paced(a, running, results, obj, proto, path):
         rs = runs[name]
         if not rs:
             continue
-        p50 = sorted(x["p50_ms"] for x in rs)[len(rs) // 2]
+        p50 = quantile(sorted(x["p50_ms"] for x in rs), 0.5)
         p99s = sorted(x["p99_ms"] for x in rs)
-        results[name][(obj, proto, "paced")] = {"rate": rate, "p50_ms": p50,
-                                                "p99_ms": p99s[len(rs) // 2]}
+        p99 = quantile(p99s, 0.5)
+        results[name][(obj, proto, "paced")] = {"rate": rate, "p50_ms": p50, "p99_ms": p99}
         print(f"  {name:9} {obj:8} {proto:4}  paced at {rate:,.0f} req/s: p50 {p50:.2f} ms, "
-              f"p99 {p99s[len(rs) // 2]:.2f} ms [{p99s[0]:.2f}-{p99s[-1]:.2f}]", flush=True)
+              f"p99 {p99:.2f} ms [{p99s[0]:.2f}-{p99s[-1]:.2f}]", flush=True)
 
 
 def paced_cell(mine, theirs, obj, proto):
@@ -581,7 +581,7 @@ def main():
                         # kind of VM), its range kept for the table.
                         r = dict(r, runs=runs[name])
                         p99s = sorted(x["p99_ms"] for x in runs[name] if x.get("p99_ms") is not None)
-                        r["p99_ms"] = p99s[len(p99s) // 2] if p99s else None
+                        r["p99_ms"] = quantile(p99s, 0.5)
                         r["p99_range"] = (p99s[0], p99s[-1]) if p99s else None
                     results[name][(obj, proto)] = r
                     if r is None:
