@@ -305,8 +305,13 @@ def start_origin(binary, tmp, tag, ports):
     data = os.path.join(tmp, "origin-" + tag)
     os.makedirs(data)
     logf = open(os.path.join(tmp, "origin-%s.log" % tag), "w")
-    p = spawn([binary, "--srt", "%s:%d" % (HOST, srt_port), "--http", "%s:%d" % (HOST, http_port),
-               "--data", data, "--log-level", "warn"], stdout=logf, stderr=subprocess.STDOUT)
+    # Every publisher comes from one address here: lift the ingest limits.
+    conf = os.path.join(tmp, "origin-%s.conf" % tag)
+    with open(conf, "w") as f:
+        f.write("[srt]\nmax_publishers = 0\nmax_per_source = 0\n")
+    p = spawn([binary, "-c", conf, "--srt", "%s:%d" % (HOST, srt_port),
+               "--http", "%s:%d" % (HOST, http_port), "--data", data, "--log-level", "warn"],
+              stdout=logf, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and p.poll() is None:
         if api_json(http_port, "/api/streams") is not None and udp_listening(srt_port):

@@ -475,6 +475,11 @@ int origin_new(origin_t **out, uv_loop_t *loop, const origin_config_t *cfg, char
         .nrules = cfg->nrules,
         .pulls = pulls,
         .npulls = cfg->npulls,
+        .max_publishers = (int)cfg->srt_max_publishers,
+        .max_per_source = (int)cfg->srt_max_per_source,
+        .require_passphrase = cfg->srt_require_passphrase,
+        .allow = (const char *const *)cfg->srt_allow,
+        .nallow = cfg->srt_nallow,
     };
     rv = origin_ingest_new(&o->ingest, loop, &ic, &ingest_cbs, o, err, errlen);
     free(rules);

@@ -271,6 +271,12 @@ void origin__metrics_handle(struct origin *o, sw_http_req_t *req)
                   "shortwave_origin_part_latency_ms_count %" PRIu64 "\n",
                   o->latency.sum_ms, o->latency.count);
 
+    sw_str_puts(&s, "# HELP shortwave_srt_refused_total SRT handshakes refused, by reason.\n"
+                    "# TYPE shortwave_srt_refused_total counter\n");
+    for (int i = 0; i < ORIGIN_REFUSE__N; i++)
+        sw_str_printf(&s, "shortwave_srt_refused_total{reason=\"%s\"} %" PRIu64 "\n",
+                      origin_refuse_name(i), origin_ingest_refused(o->ingest, i));
+
     static const char *const srt_help = "# TYPE shortwave_srt_rtt_ms gauge\n"
                                         "# TYPE shortwave_srt_receive_mbps gauge\n"
                                         "# TYPE shortwave_srt_buffer_ms gauge\n"

@@ -9,10 +9,18 @@
 #include "origin/origin.h"
 #include "sw/log.h"
 
+#include "origin_ingest.h"
+
 #define OFF(f) offsetof(origin_config_t, f)
 
-static origin_rule_conf_t *rule_for(origin_config_t *c, const char *prefix)
+/* The rule of section [prefix PREFIX], created on first use. NULL with *err set. */
+static origin_rule_conf_t *rule_for(origin_config_t *c, const char *prefix, const char **err)
 {
+    char buf[256];
+
+    if (origin_rule_prefix(prefix, buf, sizeof(buf), err) != 0)
+        return NULL;
+    *err = "out of memory";
     for (size_t i = 0; i < c->nrules; i++)
         if (strcmp(c->rules[i].prefix, prefix) == 0)
             return &c->rules[i];
@@ -52,8 +60,10 @@ static int set_rule_passphrase(void *cfg, const char *arg, const char *value, co
         *err = "an SRT passphrase has 10 to 79 characters";
         return -1;
     }
-    origin_rule_conf_t *r = rule_for(cfg, arg);
-    if (r == NULL || (value = strdup(value)) == NULL) {
+    origin_rule_conf_t *r = rule_for(cfg, arg, err);
+    if (r == NULL)
+        return -1;
+    if ((value = strdup(value)) == NULL) {
         *err = "out of memory";
         return -1;
     }
@@ -69,19 +79,24 @@ static int set_rule_keylen(void *cfg, const char *arg, const char *value, const 
         *err = "key_length is 16, 24 or 32 (bytes: AES-128, -192, -256)";
         return -1;
     }
-    origin_rule_conf_t *r = rule_for(cfg, arg);
-    if (r == NULL) {
-        *err = "out of memory";
+    origin_rule_conf_t *r = rule_for(cfg, arg, err);
+    if (r == NULL)
         return -1;
-    }
     r->key_length = v;
     return 0;
 }
 
 static int set_pull_url(void *cfg, const char *arg, const char *value, const char **err)
 {
+    char name[80];
+
     if (arg[0] == '\0') {
         *err = "[pull NAME] needs the stream name";
+        return -1;
+    }
+    if (strchr(arg, '/') != NULL || origin_stream_name(arg, name, sizeof(name), err) != 0) {
+        if (strchr(arg, '/') != NULL)
+            *err = "a pull's NAME is a stream name: 1 to 64 of A-Za-z0-9_-";
         return -1;
     }
     if (strncmp(value, "srt://", 6) != 0) {
@@ -96,6 +111,41 @@ static int set_pull_url(void *cfg, const char *arg, const char *value, const cha
     free(p->url);
     p->url = (char *)value;
     return 0;
+}
+
+/* [srt] allow: comma-separated prefixes of "live/NAME"; the key may be repeated. */
+static int set_allow(void *cfg, const char *arg, const char *value, const char **err)
+{
+    origin_config_t *c = cfg;
+    const char *p = value;
+
+    (void)arg;
+    for (;;) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        if (*p == '\0')
+            return 0;
+        size_t n = strcspn(p, ", ");
+        char item[256], canon[256];
+        if (n >= sizeof(item)) {
+            *err = "an allow prefix is longer than 255 characters";
+            return -1;
+        }
+        memcpy(item, p, n);
+        item[n] = '\0';
+        if (origin_rule_prefix(item, canon, sizeof(canon), err) != 0)
+            return -1;
+        char **a = realloc(c->srt_allow, (c->srt_nallow + 1) * sizeof(*a));
+        if (a == NULL || (a[c->srt_nallow] = strdup(item)) == NULL) {
+            if (a != NULL)
+                c->srt_allow = a;
+            *err = "out of memory";
+            return -1;
+        }
+        c->srt_allow = a;
+        c->srt_nallow++;
+        p += n;
+    }
 }
 
 static const sw_conf_key_t keys[] = {
@@ -120,6 +170,14 @@ static const sw_conf_key_t keys[] = {
      "a publisher that sends no media for this long is dropped"},
     {"srt", "probe_timeout", SW_CONF_DURATION, OFF(srt_probe_ms), 500, 60000, NULL, "5s",
      "a publisher without H.264/HEVC video or AAC/Opus audio by then is dropped"},
+    {"srt", "max_publishers", SW_CONF_INT, OFF(srt_max_publishers), 0, 100000, NULL, "200",
+     "publishers (and handshakes in progress) at most; more are refused (1402); 0: no limit"},
+    {"srt", "max_per_source", SW_CONF_INT, OFF(srt_max_per_source), 0, 100000, NULL, "20",
+     "publishers from one IP address at most (1402); 0: no limit"},
+    {"srt", "allow", SW_CONF_CUSTOM, 0, 0, 0, set_allow, "(any)",
+     "prefixes of live/NAME that may publish, comma-separated; others are refused (1403)"},
+    {"srt", "require_passphrase", SW_CONF_BOOL, OFF(srt_require_passphrase), 0, 0, NULL, "no",
+     "refuse names that no [prefix] with a passphrase covers (1401)"},
     {"hls", "segment_duration", SW_CONF_DURATION, OFF(segment_ms), 500, 20000, NULL, "2s",
      "target segment duration (segments start on keyframes)"},
     {"hls", "part_duration", SW_CONF_DURATION, OFF(part_ms), 100, 5000, NULL, "334ms",
@@ -142,9 +200,9 @@ static const sw_conf_key_t keys[] = {
     {"redis", "ttl", SW_CONF_DURATION, OFF(redis_ttl_ms), 3000, 3600000, NULL, "15s",
      "lifetime of a stream's registration; refreshed every third of it"},
     {"prefix", "passphrase", SW_CONF_CUSTOM, 0, 0, 0, set_rule_passphrase, "(none)",
-     "[prefix RESOURCE-PREFIX] SRT passphrase for streams whose resource starts so"},
+     "[prefix live/...] SRT passphrase for the streams whose live/NAME starts so"},
     {"prefix", "key_length", SW_CONF_CUSTOM, 0, 0, 0, set_rule_keylen, "16",
-     "[prefix RESOURCE-PREFIX] SRT key length in bytes: 16, 24 or 32"},
+     "[prefix live/...] SRT key length in bytes: 16, 24 or 32"},
     {"pull", "url", SW_CONF_CUSTOM, 0, 0, 0, set_pull_url, "(none)",
      "[pull NAME] srt:// URL to pull from in caller mode, published as NAME"},
     {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL},
@@ -166,6 +224,8 @@ void origin_config_init(origin_config_t *c)
     c->srt_tsbpd = 1;
     c->srt_stall_ms = 10000;
     c->srt_probe_ms = 5000;
+    c->srt_max_publishers = 200;
+    c->srt_max_per_source = 20;
     c->segment_ms = 2000;
     c->part_ms = 334;
     c->dvr_ms = 2 * 3600000;
@@ -191,5 +251,8 @@ void origin_config_dispose(origin_config_t *c)
         free(c->pulls[i].url);
     }
     free(c->pulls);
+    for (size_t i = 0; i < c->srt_nallow; i++)
+        free(c->srt_allow[i]);
+    free(c->srt_allow);
     memset(c, 0, sizeof(*c));
 }

@@ -166,13 +166,22 @@ static void on_close_free(uv_handle_t *h)
     free(sw_container_of((uv_async_t *)h, origin_ingest_t, async));
 }
 
+void origin__access_dispose(origin__access_t *a)
+{
+    for (size_t i = 0; i < a->nrules; i++) {
+        free(a->rules[i].prefix);
+        free(a->rules[i].passphrase);
+    }
+    free(a->rules);
+    for (size_t i = 0; i < a->nallow; i++)
+        free(a->allow[i]);
+    free(a->allow);
+    memset(a, 0, sizeof(*a));
+}
+
 static void free_config(origin_ingest_t *in)
 {
-    for (size_t i = 0; i < in->nrules; i++) {
-        free(in->rules[i].prefix);
-        free(in->rules[i].passphrase);
-    }
-    free(in->rules);
+    origin__access_dispose(&in->access);
     for (size_t i = 0; i < in->npulls; i++) {
         free(in->pulls[i].cfg.name);
         free(in->pulls[i].cfg.url);
@@ -186,6 +195,65 @@ static char *dup_or_empty(const char *s)
     return strdup(s != NULL ? s : "");
 }
 
+/* A prefix in its matching form (origin_rule_prefix()), newly allocated; NULL with err filled. */
+static char *match_prefix(const char *what, const char *prefix, char *err, size_t errlen)
+{
+    char buf[ORIGIN__RESOURCE_MAX];
+    const char *why;
+    char *out;
+
+    if (origin_rule_prefix(prefix != NULL ? prefix : "", buf, sizeof(buf), &why) != 0) {
+        snprintf(err, errlen, "%s \"%s\": %s", what, prefix, why);
+        return NULL;
+    }
+    if ((out = strdup(buf)) == NULL)
+        snprintf(err, errlen, "out of memory");
+    return out;
+}
+
+int origin__access_init(origin__access_t *a, const origin_ingest_config_t *cfg, char *err,
+                        size_t errlen)
+{
+    memset(a, 0, sizeof(*a));
+    a->max_publishers = cfg->max_publishers;
+    a->max_per_source = cfg->max_per_source;
+    a->require_passphrase = cfg->require_passphrase;
+    if (cfg->nrules > 0 && (a->rules = calloc(cfg->nrules, sizeof(*a->rules))) == NULL)
+        goto nomem;
+    for (size_t i = 0; i < cfg->nrules; i++) {
+        const origin_srt_rule_t *r = &cfg->rules[i];
+        size_t plen = r->passphrase != NULL ? strlen(r->passphrase) : 0;
+        a->nrules++;
+        if ((a->rules[i].prefix = match_prefix("srt rule", r->prefix, err, errlen)) == NULL)
+            goto fail;
+        if ((a->rules[i].passphrase = dup_or_empty(r->passphrase)) == NULL)
+            goto nomem;
+        a->rules[i].pbkeylen = r->pbkeylen;
+        if (plen != 0 && (plen < 10 || plen > 79)) {
+            snprintf(err, errlen, "srt rule \"%s\": passphrase must have 10..79 characters",
+                     r->prefix);
+            goto fail;
+        }
+        if (r->pbkeylen != 0 && r->pbkeylen != 16 && r->pbkeylen != 24 && r->pbkeylen != 32) {
+            snprintf(err, errlen, "srt rule \"%s\": pbkeylen must be 0, 16, 24 or 32", r->prefix);
+            goto fail;
+        }
+    }
+    if (cfg->nallow > 0 && (a->allow = calloc(cfg->nallow, sizeof(*a->allow))) == NULL)
+        goto nomem;
+    for (size_t i = 0; i < cfg->nallow; i++) {
+        a->nallow++;
+        if ((a->allow[i] = match_prefix("srt allow", cfg->allow[i], err, errlen)) == NULL)
+            goto fail;
+    }
+    return 0;
+nomem:
+    snprintf(err, errlen, "out of memory");
+fail:
+    origin__access_dispose(a);
+    return -1;
+}
+
 static int copy_config(origin_ingest_t *in, const origin_ingest_config_t *cfg, char *err,
                        size_t errlen)
 {
@@ -196,27 +264,8 @@ static int copy_config(origin_ingest_t *in, const origin_ingest_config_t *cfg, c
     in->queue_bytes = cfg->queue_bytes; /* unused; kept for the config struct's sake */
     if (cfg->listen != NULL && cfg->listen[0] != '\0' && (in->listen = strdup(cfg->listen)) == NULL)
         goto nomem;
-    if (cfg->nrules > 0 && (in->rules = calloc(cfg->nrules, sizeof(*in->rules))) == NULL)
-        goto nomem;
-    for (size_t i = 0; i < cfg->nrules; i++) {
-        const origin_srt_rule_t *r = &cfg->rules[i];
-        size_t plen = r->passphrase != NULL ? strlen(r->passphrase) : 0;
-        in->nrules++;
-        if ((in->rules[i].prefix = dup_or_empty(r->prefix)) == NULL ||
-            (in->rules[i].passphrase = dup_or_empty(r->passphrase)) == NULL)
-            goto nomem;
-        in->rules[i].pbkeylen = r->pbkeylen;
-        if (plen != 0 && (plen < 10 || plen > 79)) {
-            snprintf(err, errlen, "srt rule \"%s\": passphrase must have 10..79 characters",
-                     in->rules[i].prefix);
-            return -1;
-        }
-        if (r->pbkeylen != 0 && r->pbkeylen != 16 && r->pbkeylen != 24 && r->pbkeylen != 32) {
-            snprintf(err, errlen, "srt rule \"%s\": pbkeylen must be 0, 16, 24 or 32",
-                     in->rules[i].prefix);
-            return -1;
-        }
-    }
+    if (origin__access_init(&in->access, cfg, err, errlen) != 0)
+        return -1;
     if (cfg->npulls > 0 && (in->pulls = calloc(cfg->npulls, sizeof(*in->pulls))) == NULL)
         goto nomem;
     for (size_t i = 0; i < cfg->npulls; i++) {
@@ -230,6 +279,22 @@ static int copy_config(origin_ingest_t *in, const origin_ingest_config_t *cfg, c
 nomem:
     snprintf(err, errlen, "out of memory");
     return -1;
+}
+
+const char *origin_refuse_name(int reason)
+{
+    static const char *const names[ORIGIN_REFUSE__N] = {
+        "bad_request",  "bad_mode", "conflict", "forbidden",
+        "unauthorized", "overload", "down",     "handshake",
+    };
+    return reason >= 0 && reason < ORIGIN_REFUSE__N ? names[reason] : "?";
+}
+
+uint64_t origin_ingest_refused(origin_ingest_t *in, int reason)
+{
+    if (reason < 0 || reason >= ORIGIN_REFUSE__N)
+        return 0;
+    return atomic_load(&in->refused[reason]);
 }
 
 int origin_ingest_new(origin_ingest_t **out, uv_loop_t *loop, const origin_ingest_config_t *cfg,

@@ -9,10 +9,16 @@
  * order: on_publish, then on_track and on_packet interleaved, then on_unpublish exactly once.
  *
  * Stream names: a streamid "#!::r=live/room42,m=publish" or plain "live/room42" publishes the
- * resource "live/room42"; the stream's name is "room42" (the last path element), which must match
- * [A-Za-z0-9_-]{1,64}. A second publisher on a live name is refused in the handshake with
- * SRT_REJX_CONFLICT; a missing or wrong passphrase is refused by SRT itself; a bad streamid gets
- * SRT_REJX_BAD_REQUEST; m=request (playing over SRT) gets SRT_REJX_BAD_MODE.
+ * resource "live/room42". A resource's first element is its application ("live" by convention);
+ * the stream's name is the rest with '/' as '-' ("live/vip/room42" is "vip-room42"), or the only
+ * element of a one-element resource, and must be 1 to 64 of [A-Za-z0-9_-]. Rules (passphrases,
+ * the allow list) match "live/NAME", a function of the name alone, so that every route to one
+ * name ("live/vip/room42", "live/vip-room42", "other/vip/room42") meets the same rule. A second
+ * publisher on a live name is refused in the handshake with SRT_REJX_CONFLICT; a missing or wrong
+ * passphrase is refused by SRT itself; a bad streamid gets SRT_REJX_BAD_REQUEST; m=request
+ * (playing over SRT) gets SRT_REJX_BAD_MODE; a pull's name, a resource outside the allow list, or
+ * one with no passphrase under require_passphrase gets SRT_REJX_FORBIDDEN (1403) or
+ * SRT_REJX_UNAUTHORIZED (1401); max_publishers and max_per_source get SRT_REJX_OVERLOAD (1402).
  */
 #ifndef ORIGIN_INGEST_H
 #define ORIGIN_INGEST_H
@@ -26,7 +32,9 @@
 typedef struct origin_ingest origin_ingest_t;
 typedef struct origin_pub origin_pub_t;
 
-/* Passphrase rules: the first rule whose prefix starts the resource ("live/vip") applies. */
+/* Passphrase rules: the first rule whose prefix starts "live/NAME" applies. A prefix is "" or
+ * starts with "live/"; past it a '/' counts as the '-' it is in a name ("live/vip/" is
+ * "live/vip-"). */
 typedef struct origin_srt_rule {
     char *prefix;     /* "" matches everything */
     char *passphrase; /* 10..79 characters; NULL or "" for none */
@@ -50,6 +58,12 @@ typedef struct origin_ingest_config {
     size_t nrules;
     const origin_srt_pull_t *pulls;
     size_t npulls;
+    /* Limits (0: none). Pulls are the operator's own: they count, but are never refused. */
+    int max_publishers;       /* publishers and handshakes in progress, in all */
+    int max_per_source;       /* of those, from one source IP address */
+    int require_passphrase;   /* refuse a name no passphrase rule covers */
+    const char *const *allow; /* prefixes of "live/NAME" that may publish; NULL or none: all */
+    size_t nallow;
 } origin_ingest_config_t;
 
 /* One demuxed access unit. Owned by the receiver of on_packet, freed with origin_packet_free(). */
@@ -106,6 +120,25 @@ void origin_ingest_free(origin_ingest_t *in);
 /** Drops a publisher (DELETE /api/streams/NAME). on_unpublish follows. Loop thread. */
 void origin_ingest_drop(origin_ingest_t *in, origin_pub_t *pub, const char *reason);
 
+/* Why a handshake was refused; counted for /metrics. */
+enum {
+    ORIGIN_REFUSE_BAD_REQUEST,  /* SRT_REJX_BAD_REQUEST: the streamid or name does not parse */
+    ORIGIN_REFUSE_BAD_MODE,     /* SRT_REJX_BAD_MODE: m= other than publish */
+    ORIGIN_REFUSE_CONFLICT,     /* SRT_REJX_CONFLICT: the name is live */
+    ORIGIN_REFUSE_FORBIDDEN,    /* SRT_REJX_FORBIDDEN: outside the allow list, or a pull's name */
+    ORIGIN_REFUSE_UNAUTHORIZED, /* SRT_REJX_UNAUTHORIZED: require_passphrase and no rule has one */
+    ORIGIN_REFUSE_OVERLOAD,     /* SRT_REJX_OVERLOAD: max_publishers or max_per_source */
+    ORIGIN_REFUSE_DOWN,         /* SRT_REJX_DOWN: shutting down */
+    ORIGIN_REFUSE_HANDSHAKE,    /* SRT refused it after us: a wrong or missing passphrase */
+    ORIGIN_REFUSE__N
+};
+
+/** The reason's label for metrics ("bad_request", "overload", ...). */
+const char *origin_refuse_name(int reason);
+
+/** Handshakes refused so far for `reason`. Any thread. */
+uint64_t origin_ingest_refused(origin_ingest_t *in, int reason);
+
 /** SRT statistics of a live publisher. Loop thread, while `pub` is alive. Returns 0 or -1. */
 int origin_pub_stats(origin_pub_t *pub, origin_srt_stats_t *out);
 
@@ -117,8 +150,16 @@ int origin_pub_stats(origin_pub_t *pub, origin_srt_stats_t *out);
 int origin_streamid_parse(const char *sid, size_t len, char *resource, size_t rlen, char *mode,
                           size_t mlen, const char **err_desc);
 
-/** The stream name of a resource: its last path element, checked. Returns 0 or -1 with *err_desc.
+/**
+ * The stream name of a resource: its elements after the first, joined by '-' ("live/vip/room42" is
+ * "vip-room42"), or its only element; checked. Returns 0 or -1 with *err_desc.
  */
 int origin_stream_name(const char *resource, char *name, size_t nlen, const char **err_desc);
+
+/**
+ * A rule's prefix as it is matched against "live/NAME": "" or "live", or "live/..." with each '/'
+ * after "live/" turned into '-'. Returns 0, or -1 with *err_desc for any other prefix.
+ */
+int origin_rule_prefix(const char *prefix, char *out, size_t outlen, const char **err_desc);
 
 #endif

@@ -78,7 +78,19 @@ typedef struct origin__name {
     int live;         /* 0 while the handshake is in progress */
     int64_t since_ms; /* reservation time, to expire reservations of failed handshakes */
     char peer[64];
+    char ip[64]; /* the peer's address without its port, for max_per_source */
+    int pull;    /* a configured pull's: not counted against the limits */
 } origin__name_t;
+
+/* Who may publish: the rules, the allow list and the limits, in the form the handshake matches
+ * (prefixes of "live/NAME", origin_rule_prefix()). Read under in->names_mutex. */
+typedef struct origin__access {
+    origin_srt_rule_t *rules;
+    size_t nrules;
+    char **allow;
+    size_t nallow;
+    int max_publishers, max_per_source, require_passphrase;
+} origin__access_t;
 
 typedef struct origin__pull {
     origin_srt_pull_t cfg;
@@ -104,9 +116,8 @@ struct origin_ingest {
     char *listen;
     int latency_ms, stall_ms, probe_ms;
     int tsbpd;
-    size_t queue_bytes; /* unused since the demux threads read their sockets directly */
-    origin_srt_rule_t *rules;
-    size_t nrules;
+    size_t queue_bytes;      /* unused since the demux threads read their sockets directly */
+    origin__access_t access; /* guarded by names_mutex */
     origin__pull_t *pulls;
     size_t npulls;
 
@@ -121,6 +132,7 @@ struct origin_ingest {
     pthread_mutex_t names_mutex;
     origin__name_t *names;
     size_t nnames, names_cap;
+    atomic_ullong refused[ORIGIN_REFUSE__N]; /* handshakes refused, by reason */
 
     /* SRT threads. */
     SRTSOCKET listener;
@@ -140,6 +152,13 @@ void origin__pub_free(origin_pub_t *pub);
 /* Hands `pub` to the SRT thread (in->close_list), which closes its socket and posts its last
  * event, and wakes that thread. */
 void origin__pub_close_later(origin_ingest_t *in, origin_pub_t *pub);
+
+/* origin_ingest.c */
+/* Copies `cfg`'s rules, allow list and limits into `a`, prefixes in their matching form. Returns 0,
+ * or -1 with err filled. */
+int origin__access_init(origin__access_t *a, const origin_ingest_config_t *cfg, char *err,
+                        size_t errlen);
+void origin__access_dispose(origin__access_t *a);
 
 /* origin_srt.c */
 int origin__srt_start(origin_ingest_t *in, char *err, size_t errlen);

@@ -107,6 +107,12 @@ static const char *rejx_name(int code)
         return "SRT_REJX_CONFLICT";
     case SRT_REJX_DOWN:
         return "SRT_REJX_DOWN";
+    case SRT_REJX_FORBIDDEN:
+        return "SRT_REJX_FORBIDDEN";
+    case SRT_REJX_UNAUTHORIZED:
+        return "SRT_REJX_UNAUTHORIZED";
+    case SRT_REJX_OVERLOAD:
+        return "SRT_REJX_OVERLOAD";
     default:
         return "SRT_REJX_?";
     }
@@ -126,50 +132,79 @@ static int handshake_failed(SRTSOCKET s)
     return st == SRTS_BROKEN || st == SRTS_CLOSING || st == SRTS_CLOSED || st == SRTS_NONEXIST;
 }
 
-/* Reserves `name` for `sock`. Returns 0, or -1 with the holder's peer copied into `holder`. */
-static int names_reserve(origin_ingest_t *in, const char *name, SRTSOCKET sock, const char *peer,
-                         int live, char *holder, size_t hlen)
+/* Whether a reservation no longer holds its name: a handshake that failed or never completed. */
+static int name_stale(const origin__name_t *e, int64_t now)
 {
-    int64_t now = sw_now_ms();
-    int rv = 0;
+    return !e->live && (now - e->since_ms > RESERVE_MS || handshake_failed(e->sock));
+}
 
-    pthread_mutex_lock(&in->names_mutex);
+/* The address part of "ip:port" or "[ip6]:port". */
+static void peer_ip(const char *peer, char *ip, size_t len)
+{
+    const char *colon = strrchr(peer, ':');
+    size_t n = colon != NULL ? (size_t)(colon - peer) : strlen(peer);
+    snprintf(ip, len, "%.*s", (int)n, peer);
+}
+
+/*
+ * Reserves `name` for `sock` (names_mutex held). `limited` applies max_publishers and
+ * max_per_source and counts the name against them (a listener's publisher); pulls are the
+ * operator's own, bounded by the config, and neither count nor are refused. Returns -1, or an
+ * ORIGIN_REFUSE_* with `why` filled.
+ */
+static int names_reserve_locked(origin_ingest_t *in, const char *name, SRTSOCKET sock,
+                                const char *peer, int live, int limited, char *why, size_t whylen)
+{
+    const origin__access_t *a = &in->access;
+    int64_t now = sw_now_ms();
+    origin__name_t *e = NULL;
+    char ip[64];
+    int total = 0, same = 0;
+
+    peer_ip(peer, ip, sizeof(ip));
     for (size_t i = 0; i < in->nnames; i++) {
-        origin__name_t *e = &in->names[i];
-        if (strcmp(e->name, name) != 0)
-            continue;
-        if (!e->live && (now - e->since_ms > RESERVE_MS || handshake_failed(e->sock))) {
-            /* A handshake that failed or never completed; take its place. */
-            e->sock = sock;
-            e->live = live;
-            e->since_ms = now;
-            snprintf(e->peer, sizeof(e->peer), "%s", peer);
-            goto out;
+        origin__name_t *n = &in->names[i];
+        int stale = name_stale(n, now);
+        if (strcmp(n->name, name) == 0) {
+            if (!stale) {
+                snprintf(why, whylen, "stream %s is already publishing from %s", name, n->peer);
+                return ORIGIN_REFUSE_CONFLICT;
+            }
+            e = n; /* a handshake that failed or never completed: take its place */
+        } else if (!stale && !n->pull) {
+            total++;
+            same += strcmp(n->ip, ip) == 0;
         }
-        snprintf(holder, hlen, "%s", e->peer);
-        rv = -1;
-        goto out;
     }
-    if (in->nnames == in->names_cap) {
-        size_t cap = in->names_cap ? in->names_cap * 2 : 64;
-        origin__name_t *n = realloc(in->names, cap * sizeof(*n));
-        if (n == NULL) {
-            snprintf(holder, hlen, "(out of memory)");
-            rv = -1;
-            goto out;
+    if (limited && a->max_publishers > 0 && total >= a->max_publishers) {
+        snprintf(why, whylen, "max_publishers (%d) reached", a->max_publishers);
+        return ORIGIN_REFUSE_OVERLOAD;
+    }
+    if (limited && a->max_per_source > 0 && same >= a->max_per_source) {
+        snprintf(why, whylen, "max_per_source (%d) reached for %s", a->max_per_source, ip);
+        return ORIGIN_REFUSE_OVERLOAD;
+    }
+    if (e == NULL) {
+        if (in->nnames == in->names_cap) {
+            size_t cap = in->names_cap ? in->names_cap * 2 : 64;
+            origin__name_t *n = realloc(in->names, cap * sizeof(*n));
+            if (n == NULL) {
+                snprintf(why, whylen, "out of memory");
+                return ORIGIN_REFUSE_OVERLOAD;
+            }
+            in->names = n;
+            in->names_cap = cap;
         }
-        in->names = n;
-        in->names_cap = cap;
+        e = &in->names[in->nnames++];
+        snprintf(e->name, sizeof(e->name), "%s", name);
     }
-    origin__name_t *e = &in->names[in->nnames++];
-    snprintf(e->name, sizeof(e->name), "%s", name);
     snprintf(e->peer, sizeof(e->peer), "%s", peer);
+    snprintf(e->ip, sizeof(e->ip), "%s", ip);
     e->sock = sock;
     e->live = live;
+    e->pull = !limited;
     e->since_ms = now;
-out:
-    pthread_mutex_unlock(&in->names_mutex);
-    return rv;
+    return -1;
 }
 
 /* The handshake of `sock` completed: its reservation becomes live. Returns 0 or -1. */
@@ -209,11 +244,12 @@ static void names_sweep(origin_ingest_t *in)
     pthread_mutex_lock(&in->names_mutex);
     for (size_t i = 0; i < in->nnames;) {
         origin__name_t *e = &in->names[i];
-        if (!e->live && (now - e->since_ms > RESERVE_MS || handshake_failed(e->sock))) {
+        if (name_stale(e, now)) {
             sw_log(SW_LOG_WARN, "srt",
                    "refused %s for %s: handshake did not complete (SRT rejected it, e.g. wrong "
                    "or missing passphrase)",
                    e->peer, e->name);
+            atomic_fetch_add(&in->refused[ORIGIN_REFUSE_HANDSHAKE], 1);
             *e = in->names[--in->nnames];
             continue;
         }
@@ -224,18 +260,74 @@ static void names_sweep(origin_ingest_t *in)
 
 /* ---- handshake ------------------------------------------------------------------------------ */
 
-static const origin_srt_rule_t *find_rule(origin_ingest_t *in, const char *resource)
+static int has_prefix(const char *s, const char *prefix)
 {
-    for (size_t i = 0; i < in->nrules; i++) {
-        size_t n = strlen(in->rules[i].prefix);
-        if (strncmp(resource, in->rules[i].prefix, n) == 0)
-            return &in->rules[i];
-    }
-    return NULL;
+    return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
-static int refuse(SRTSOCKET ns, int code, const char *peer, const char *sid, const char *why)
+/*
+ * Decides whether `name` may publish from `peer` and reserves it (a listener's handshake). On
+ * success fills the passphrase (empty for none) and key length to set on the socket and returns
+ * -1; otherwise returns an ORIGIN_REFUSE_* with `why` filled. Rules and the allow list match
+ * "live/NAME" (origin_ingest.h), so every resource that names one stream meets the same ones.
+ */
+static int admit(origin_ingest_t *in, const char *name, SRTSOCKET ns, const char *peer, char *pass,
+                 size_t passlen, int *pbkeylen, char *why, size_t whylen)
 {
+    char canon[ORIGIN__NAME_MAX + 8];
+    int rv = -1;
+
+    snprintf(canon, sizeof(canon), "live/%.64s", name);
+    for (size_t i = 0; i < in->npulls; i++) {
+        if (strcmp(in->pulls[i].cfg.name, name) == 0) {
+            snprintf(why, whylen, "stream %s is published by the configured pull", name);
+            return ORIGIN_REFUSE_FORBIDDEN;
+        }
+    }
+    pthread_mutex_lock(&in->names_mutex);
+    const origin__access_t *a = &in->access;
+    const origin_srt_rule_t *rule = NULL;
+    size_t i;
+    for (i = 0; i < a->nallow && !has_prefix(canon, a->allow[i]); i++)
+        ;
+    if (a->nallow > 0 && i == a->nallow) {
+        snprintf(why, whylen, "%s is outside the allow list", canon);
+        rv = ORIGIN_REFUSE_FORBIDDEN;
+        goto out;
+    }
+    for (i = 0; i < a->nrules && rule == NULL; i++)
+        if (has_prefix(canon, a->rules[i].prefix))
+            rule = &a->rules[i];
+    if (a->require_passphrase && (rule == NULL || rule->passphrase[0] == '\0')) {
+        snprintf(why, whylen, "no [prefix] with a passphrase covers %s (require_passphrase)",
+                 canon);
+        rv = ORIGIN_REFUSE_UNAUTHORIZED;
+        goto out;
+    }
+    snprintf(pass, passlen, "%s", rule != NULL ? rule->passphrase : "");
+    *pbkeylen = rule != NULL ? rule->pbkeylen : 0;
+    rv = names_reserve_locked(in, name, ns, peer, 0, 1, why, whylen);
+out:
+    pthread_mutex_unlock(&in->names_mutex);
+    return rv;
+}
+
+static int refuse(origin_ingest_t *in, SRTSOCKET ns, int reason, const char *peer, const char *sid,
+                  const char *why)
+{
+    static const int codes[ORIGIN_REFUSE__N] = {
+        [ORIGIN_REFUSE_BAD_REQUEST] = SRT_REJX_BAD_REQUEST,
+        [ORIGIN_REFUSE_BAD_MODE] = SRT_REJX_BAD_MODE,
+        [ORIGIN_REFUSE_CONFLICT] = SRT_REJX_CONFLICT,
+        [ORIGIN_REFUSE_FORBIDDEN] = SRT_REJX_FORBIDDEN,
+        [ORIGIN_REFUSE_UNAUTHORIZED] = SRT_REJX_UNAUTHORIZED,
+        [ORIGIN_REFUSE_OVERLOAD] = SRT_REJX_OVERLOAD,
+        [ORIGIN_REFUSE_DOWN] = SRT_REJX_DOWN,
+        [ORIGIN_REFUSE_HANDSHAKE] = SRT_REJX_BAD_REQUEST,
+    };
+    int code = codes[reason];
+
+    atomic_fetch_add(&in->refused[reason], 1);
     sw_log(SW_LOG_WARN, "srt", "refused %s streamid \"%.100s\": %s (%d) %s", peer, sid,
            rejx_name(code), code, why);
     srt_setrejectreason(ns, code);
@@ -247,39 +339,37 @@ static int on_listen(void *opaq, SRTSOCKET ns, int hsversion, const struct socka
 {
     origin_ingest_t *in = opaq;
     char peer[64], resource[ORIGIN__RESOURCE_MAX], mode[16], name[ORIGIN__NAME_MAX + 1];
-    char holder[64], why[200];
+    char why[200], pass[80];
     const char *err_desc = NULL;
     const char *sid = streamid != NULL ? streamid : "";
+    int pbkeylen = 0, reason;
 
     sw_addr_format(peeraddr, peer, sizeof(peer));
     pthread_mutex_lock(&in->mutex);
     int down = in->shutting_down;
     pthread_mutex_unlock(&in->mutex);
     if (down)
-        return refuse(ns, SRT_REJX_DOWN, peer, sid, "origin shutting down");
+        return refuse(in, ns, ORIGIN_REFUSE_DOWN, peer, sid, "origin shutting down");
     if (hsversion < 5)
-        return refuse(ns, SRT_REJX_BAD_REQUEST, peer, sid, "HSv4 caller cannot send a streamid");
+        return refuse(in, ns, ORIGIN_REFUSE_BAD_REQUEST, peer, sid,
+                      "HSv4 caller cannot send a streamid");
     if (origin_streamid_parse(sid, strlen(sid), resource, sizeof(resource), mode, sizeof(mode),
                               &err_desc) != 0 ||
         origin_stream_name(resource, name, sizeof(name), &err_desc) != 0)
-        return refuse(ns, SRT_REJX_BAD_REQUEST, peer, sid, err_desc);
+        return refuse(in, ns, ORIGIN_REFUSE_BAD_REQUEST, peer, sid, err_desc);
     if (strcmp(mode, "publish") != 0) {
         snprintf(why, sizeof(why), "mode \"%s\" not supported (publish only)", mode);
-        return refuse(ns, SRT_REJX_BAD_MODE, peer, sid, why);
+        return refuse(in, ns, ORIGIN_REFUSE_BAD_MODE, peer, sid, why);
     }
-
-    const origin_srt_rule_t *rule = find_rule(in, resource);
-    if (rule != NULL && rule->passphrase[0] != '\0') {
-        if (srt_setsockflag(ns, SRTO_PASSPHRASE, rule->passphrase, (int)strlen(rule->passphrase)) !=
-            0)
-            return refuse(ns, SRT_REJX_BAD_REQUEST, peer, sid, srt_err());
-        if (rule->pbkeylen != 0)
-            srt_setsockflag(ns, SRTO_PBKEYLEN, &rule->pbkeylen, sizeof(rule->pbkeylen));
-    }
-
-    if (names_reserve(in, name, ns, peer, 0, holder, sizeof(holder)) != 0) {
-        snprintf(why, sizeof(why), "stream %s is already publishing from %s", name, holder);
-        return refuse(ns, SRT_REJX_CONFLICT, peer, sid, why);
+    if ((reason = admit(in, name, ns, peer, pass, sizeof(pass), &pbkeylen, why, sizeof(why))) >= 0)
+        return refuse(in, ns, reason, peer, sid, why);
+    if (pass[0] != '\0') {
+        if (srt_setsockflag(ns, SRTO_PASSPHRASE, pass, (int)strlen(pass)) != 0) {
+            origin__names_release(in, name, ns);
+            return refuse(in, ns, ORIGIN_REFUSE_BAD_REQUEST, peer, sid, srt_err());
+        }
+        if (pbkeylen != 0)
+            srt_setsockflag(ns, SRTO_PBKEYLEN, &pbkeylen, sizeof(pbkeylen));
     }
     return 0;
 }
@@ -531,14 +621,17 @@ static void pulls_tick(origin_ingest_t *in)
 
     for (size_t i = 0; i < in->npulls; i++) {
         origin__pull_t *pl = &in->pulls[i];
-        char holder[64];
+        char why[200];
         if (pl->sock != SRT_INVALID_SOCK || now < pl->next_try_ms)
             continue;
         pl->next_try_ms = now + RETRY_MS;
         SRTSOCKET s = srt_create_socket();
         if (s == SRT_INVALID_SOCK)
             continue;
-        if (names_reserve(in, pl->cfg.name, s, pl->host, 1, holder, sizeof(holder)) != 0) {
+        pthread_mutex_lock(&in->names_mutex);
+        int reason = names_reserve_locked(in, pl->cfg.name, s, pl->host, 1, 0, why, sizeof(why));
+        pthread_mutex_unlock(&in->names_mutex);
+        if (reason >= 0) {
             srt_close(s); /* still live (from a listener publisher, or not yet released) */
             continue;
         }

@@ -179,6 +179,13 @@ int origin_streamid_parse(const char *sid, size_t len, char *resource, size_t rl
     return 0;
 }
 
+/*
+ * The name of a resource: its elements after the first (the application, "live" by convention)
+ * joined by '-', or its only element. "live/room42" is "room42", "live/vip/room42" is
+ * "vip-room42". The name keeps every element that a rule can match, so that the resource a name
+ * is matched against ("live/NAME", origin_canonical_resource()) is a function of the name alone:
+ * every route to one name meets the same rule.
+ */
 int origin_stream_name(const char *resource, char *name, size_t nlen, const char **err_desc)
 {
     const char *e;
@@ -189,22 +196,48 @@ int origin_stream_name(const char *resource, char *name, size_t nlen, const char
         *err_desc = "empty resource";
         return -1;
     }
-    const char *last = strrchr(resource, '/');
-    last = last != NULL ? last + 1 : resource;
-    size_t len = strlen(last);
-    if (len == 0) {
-        *err_desc = "resource ends with '/'";
+    size_t rlen = strlen(resource);
+    if (check_resource(resource, rlen, err_desc) != 0)
         return -1;
-    }
+    const char *slash = strchr(resource, '/');
+    const char *rest = slash != NULL ? slash + 1 : resource;
+    size_t len = rlen - (size_t)(rest - resource);
     if (len > NAME_MAX_LEN) {
         *err_desc = "stream name longer than 64 characters";
         return -1;
     }
+    if (copy_out(rest, len, name, nlen, "stream name too long for the buffer", err_desc) != 0)
+        return -1;
+    for (char *p = name; *p != '\0'; p++)
+        if (*p == '/')
+            *p = '-';
+    return 0;
+}
+
+int origin_rule_prefix(const char *prefix, char *out, size_t outlen, const char **err_desc)
+{
+    static const char app[] = "live";
+    const char *e;
+
+    if (err_desc == NULL)
+        err_desc = &e;
+    size_t len = strlen(prefix);
+    if (len != 0 && (strncmp(prefix, app, sizeof(app) - 1) != 0 ||
+                     (len > sizeof(app) - 1 && prefix[sizeof(app) - 1] != '/'))) {
+        *err_desc = "a prefix is empty or starts with \"live/\" (rules match live/NAME)";
+        return -1;
+    }
     for (size_t i = 0; i < len; i++) {
-        if (!name_char((unsigned char)last[i])) {
-            *err_desc = "stream name has a character outside [A-Za-z0-9_-]";
+        if (!name_char((unsigned char)prefix[i]) && prefix[i] != '/') {
+            *err_desc = "a prefix has a character outside [A-Za-z0-9_-/]";
             return -1;
         }
     }
-    return copy_out(last, len, name, nlen, "stream name too long for the buffer", err_desc);
+    if (copy_out(prefix, len, out, outlen, "prefix too long", err_desc) != 0)
+        return -1;
+    /* Past "live/", a '/' is the '-' it becomes in a name. */
+    for (size_t i = sizeof(app); i < len; i++)
+        if (out[i] == '/')
+            out[i] = '-';
+    return 0;
 }

@@ -186,8 +186,8 @@ def main():
         good = ffmpeg(srt + "?streamid=live/vip/ok&passphrase=" + PASS, video=("libx264", "160x90"),
                       audio=None, seconds=3)
         procs.append(good)
-        check(probe.wait(lambda l: l.startswith("TRACK ok video h264"), 15) is not None,
-              "right passphrase on live/vip accepted")
+        check(probe.wait(lambda l: l.startswith("TRACK vip-ok video h264"), 15) is not None,
+              "right passphrase on live/vip accepted (as the stream vip-ok)")
         slt = pipeline(
             "ffmpeg -hide_banner -loglevel error -nostdin -re -f lavfi -i testsrc2=size=320x180:rate=30 "
             "-f lavfi -i sine -c:v libx264 -preset veryfast -g 60 -c:a aac -t 5 -f mpegts - | "
@@ -199,7 +199,7 @@ def main():
                   "TRACK %s video h264" % name)
             check(probe.wait(lambda l, n=name: l.startswith("TRACK %s audio aac 44100 1 " % n), 15) is not None,
                   "TRACK %s audio aac 44100 1" % name)
-        for name in ("demo", "demo2", "slt", "ok"):
+        for name in ("demo", "demo2", "slt", "vip-ok"):
             u = probe.wait(lambda l, n=name: l.startswith("UNPUBLISH %s " % n), 30)
             # srt-live-transmit keeps the connection open after its input ends: stall_ms drops it.
             check(u is not None and ("peer closed" in u or (name == "slt" and "stalled" in u)),
@@ -207,7 +207,7 @@ def main():
             pk = last_packets(probe, name)
             check(int(pk.get("video", 0)) > 60 and int(pk.get("keys", 0)) >= 1,
                   "%s video packets and keyframes: %s" % (name, pk))
-            if name != "ok":
+            if name != "vip-ok":
                 check(int(pk.get("audio", 0)) > 60, "%s audio packets: %s" % (name, pk))
         check("handshake did not complete" in probe.stderr(), "probe logs the refused wrong passphrase")
         for p in (demo, demo2, good):

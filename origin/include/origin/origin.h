@@ -51,6 +51,11 @@ typedef struct origin_config {
     int srt_tsbpd;
     int64_t srt_stall_ms;
     int64_t srt_probe_ms;
+    int64_t srt_max_publishers; /* 0: no limit */
+    int64_t srt_max_per_source; /* 0: no limit */
+    int srt_require_passphrase;
+    char **srt_allow; /* prefixes of "live/NAME"; none: any */
+    size_t srt_nallow;
 
     int64_t segment_ms;
     int64_t part_ms;

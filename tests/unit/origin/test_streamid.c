@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -37,7 +38,8 @@ static void test_good(void **state)
     expect_good("#!::u=bob,r=live/x", "live/x", "publish", "x");
     expect_good("live/room42", "live/room42", "publish", "room42");
     expect_good("room42", "room42", "publish", "room42");
-    expect_good("#!::r=a/b/c-d_e", "a/b/c-d_e", "publish", "c-d_e");
+    expect_good("#!::r=a/b/c-d_e", "a/b/c-d_e", "publish", "b-c-d_e");
+    expect_good("live/vip/room42", "live/vip/room42", "publish", "vip-room42");
     /* m=request parses; the handshake callback refuses it with SRT_REJX_BAD_MODE. */
     expect_good("#!::r=live/x,m=request", "live/x", "request", "x");
     /* Exactly 64 characters is the longest name. */
@@ -131,6 +133,58 @@ static void test_stream_name(void **state)
     assert_int_equal(origin_stream_name("live/a.b", name, sizeof(name), &err), -1);
     assert_int_equal(origin_stream_name("a/b", name, sizeof(name), &err), 0);
     assert_string_equal(name, "b");
+    assert_int_equal(origin_stream_name("live//b", name, sizeof(name), &err), -1);
+    assert_int_equal(origin_stream_name("live/a b", name, sizeof(name), &err), -1);
+    /* Every element after the first counts toward the 64 characters of a name. */
+    char res[160];
+    snprintf(res, sizeof(res), "live/%032d/%031d", 1, 2);
+    assert_int_equal(origin_stream_name(res, name, sizeof(name), &err), 0);
+    assert_int_equal(strlen(name), 64);
+    snprintf(res, sizeof(res), "live/%032d/%032d", 1, 2);
+    assert_int_equal(origin_stream_name(res, name, sizeof(name), &err), -1);
+}
+
+/* Every route to one name gives the same "live/NAME", so one rule: the hole where
+ * "live/room42" took the name that "[prefix live/vip]" protected under "live/vip/room42". */
+static void test_routes_one_name(void **state)
+{
+    static const char *routes[] = {"live/vip/room42", "live/vip-room42", "other/vip/room42",
+                                   "vip-room42", "x/vip/room42"};
+    char name[65], prefix[64];
+    const char *err = NULL;
+
+    assert_int_equal(origin_rule_prefix("live/vip/", prefix, sizeof(prefix), &err), 0);
+    assert_string_equal(prefix, "live/vip-");
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        assert_int_equal(origin_stream_name(routes[i], name, sizeof(name), &err), 0);
+        assert_string_equal(name, "vip-room42");
+    }
+    /* The open route to "room42" names another stream, which the rule does not cover. */
+    assert_int_equal(origin_stream_name("live/room42", name, sizeof(name), &err), 0);
+    assert_string_equal(name, "room42");
+}
+
+static void test_rule_prefix(void **state)
+{
+    char out[64];
+    const char *err = NULL;
+
+    assert_int_equal(origin_rule_prefix("", out, sizeof(out), &err), 0);
+    assert_string_equal(out, "");
+    assert_int_equal(origin_rule_prefix("live", out, sizeof(out), &err), 0);
+    assert_string_equal(out, "live");
+    assert_int_equal(origin_rule_prefix("live/", out, sizeof(out), &err), 0);
+    assert_string_equal(out, "live/");
+    assert_int_equal(origin_rule_prefix("live/vip", out, sizeof(out), &err), 0);
+    assert_string_equal(out, "live/vip");
+    assert_int_equal(origin_rule_prefix("live/a/b/", out, sizeof(out), &err), 0);
+    assert_string_equal(out, "live/a-b-");
+    assert_int_equal(origin_rule_prefix("studio/x", out, sizeof(out), &err), -1);
+    assert_non_null(strstr(err, "live/"));
+    assert_int_equal(origin_rule_prefix("liv", out, sizeof(out), &err), -1);
+    assert_int_equal(origin_rule_prefix("lively", out, sizeof(out), &err), -1);
+    assert_int_equal(origin_rule_prefix("live/a.b", out, sizeof(out), &err), -1);
+    assert_int_equal(origin_rule_prefix("live/", out, 3, &err), -1);
 }
 
 int main(void)
@@ -140,6 +194,8 @@ int main(void)
         cmocka_unit_test(test_bad),
         cmocka_unit_test(test_small_buffers),
         cmocka_unit_test(test_stream_name),
+        cmocka_unit_test(test_routes_one_name),
+        cmocka_unit_test(test_rule_prefix),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
