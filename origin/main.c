@@ -135,6 +135,20 @@ int main(int argc, char **argv)
         origin_config_dispose(&cfg);
         return 2;
     }
+    /* The token may stay out of the file (a systemd EnvironmentFile, a Kubernetes Secret). */
+    const char *env_token = getenv("SHORTWAVE_API_TOKEN");
+    if ((cfg.api_token == NULL || cfg.api_token[0] == '\0') && env_token != NULL &&
+        env_token[0] != '\0' &&
+        sw_conf_set(origin_conf_keys(), &cfg, "", "api_token", env_token, err, sizeof(err)) != 0) {
+        fprintf(stderr, "shortwave-origin: %s\n", err);
+        origin_config_dispose(&cfg);
+        return 2;
+    }
+    if (origin_config_check(&cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "shortwave-origin: %s\n", err);
+        origin_config_dispose(&cfg);
+        return 2;
+    }
     sw_log_set_level(cfg.log_level);
     if (check_only) {
         printf("configuration ok\n");

@@ -78,7 +78,7 @@ and on the origin:
   metrics  http://127.0.0.1:$http_port/metrics
 
 Pin a product on the player (the card shows when playback reaches that moment):
-  curl -X POST http://127.0.0.1:$http_port/api/rooms/demo/events -d '{"type":"product_pinned",
+  curl -X POST http://127.0.0.1:$http_port/api/rooms/demo/events -H 'content-type: application/json' -d '{"type":"product_pinned",
     "data":{"sku":"KTL-1","title":"Enamel kettle","price":"39.00","currency":"EUR",
     "image":"https://shop.example/kettle.jpg","stock":12}}'
 

@@ -404,6 +404,9 @@ int origin_new(origin_t **out, uv_loop_t *loop, const origin_config_t *cfg, char
     int rv = ORIGIN_ERR_NOMEM;
     const char *desc = NULL;
 
+    if ((rv = origin_config_check(cfg, err, errlen)) != 0)
+        return rv;
+    rv = ORIGIN_ERR_NOMEM;
     if ((o = calloc(1, sizeof(*o))) == NULL)
         goto fail;
     o->loop = loop;

@@ -11,7 +11,11 @@
  *
  * What changes things (POST, DELETE) takes `Authorization: Bearer API_TOKEN` when api_token is
  * set, and comes from loopback only when it is not: an open port must not let anyone drop a
- * publisher or put a product on every viewer's screen.
+ * publisher or put a product on every viewer's screen. The origin refuses to start without a token
+ * when its HTTP listener is not on loopback (origin_config_check()). A POST takes only
+ * `Content-Type: application/json`, and no /api/ answer but /api/time (the players' UTCTiming
+ * source) carries CORS headers, so a web page on another origin can neither read the API nor
+ * post to it without a preflight that fails.
  */
 #include <inttypes.h>
 #include <math.h>
@@ -25,10 +29,11 @@
 
 void origin__send_json(sw_http_req_t *req, int status, sw_str_t *s)
 {
+    /* No CORS header: the control API is for operators' tools, not for web pages on other
+     * origins, and a browser shows them none of it. */
     sw_http_header_t h[] = {
         {"content-type", "application/json"},
         {"cache-control", "no-store"},
-        {"access-control-allow-origin", "*"},
     };
     if (s->failed)
         sw_http_respond_error(req, 500, "out of memory");

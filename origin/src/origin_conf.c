@@ -2,12 +2,16 @@
  * The origin's configuration keys: one table drives the file, the flags and the reference in
  * docs/configuration.md. Keep the three in step when adding a key.
  */
+#include <netinet/in.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "origin/origin.h"
 #include "sw/log.h"
+#include "sw/sw.h"
 
 #include "origin_ingest.h"
 
@@ -159,7 +163,8 @@ static const sw_conf_key_t keys[] = {
     {"", "public_url", SW_CONF_STR, OFF(public_url), 0, 0, NULL, "from `http`",
      "base URL edges use to reach this origin, announced in Redis"},
     {"", "api_token", SW_CONF_STR, OFF(api_token), 0, 0, NULL, "(none)",
-     "Bearer token for POST and DELETE under /api/; unset: allowed from loopback only"},
+     "Bearer token for POST and DELETE under /api/ (or SHORTWAVE_API_TOKEN); required unless "
+     "http is on loopback"},
     {"", "log_level", SW_CONF_LOGLEVEL, OFF(log_level), 0, 0, NULL, "info",
      "error, warn, info or debug"},
     {"srt", "latency", SW_CONF_DURATION, OFF(srt_latency_ms), 20, 8000, NULL, "120ms",
@@ -255,4 +260,36 @@ void origin_config_dispose(origin_config_t *c)
         free(c->srt_allow[i]);
     free(c->srt_allow);
     memset(c, 0, sizeof(*c));
+}
+
+/* Whether `addr` ("127.0.0.1:8080", "[::1]:8080") is a loopback address, which no other host
+ * reaches. */
+static int loopback_only(const char *addr)
+{
+    struct sockaddr_storage ss;
+
+    if (addr == NULL || sw_addr_parse(addr, &ss) != 0)
+        return 0;
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *v4 = (const struct sockaddr_in *)&ss;
+        return (ntohl(v4->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (ss.ss_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)&ss)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+    }
+    return 0;
+}
+
+int origin_config_check(const origin_config_t *c, char *err, size_t errlen)
+{
+    if ((c->api_token == NULL || c->api_token[0] == '\0') && !loopback_only(c->http)) {
+        snprintf(err, errlen,
+                 "api_token is required when http (%s) is not a loopback address: without it "
+                 "anyone who reaches the port could drop publishers and pin products; set it in "
+                 "the file or in the environment variable SHORTWAVE_API_TOKEN",
+                 c->http != NULL ? c->http : "(none)");
+        return ORIGIN_ERR_CONFIG;
+    }
+    return 0;
 }

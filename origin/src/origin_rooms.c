@@ -6,6 +6,7 @@
  *        201 {"id", "media_time"}  written to Redis (XADD + state hash, one script)
  *        400 bad JSON, type or field; bad room name   413 body over ORIGIN_EVENT_MAX_BODY
  *        401/403 token or loopback rule   409 the room's stream is not live   503 Redis
+ *        415 a Content-Type other than application/json
  *
  * The origin stamps media_time with the program date time of the room's live edge (the newest
  * frame packaged), so the event lands in the playlists at the frame the host saw. A room that is
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "origin_int.h"
 #include "sw/log.h"
@@ -395,6 +397,15 @@ void origin__rooms_api(struct origin *o, sw_http_req_t *req, const char *rest)
                                "missing or wrong Authorization: Bearer token (api_token)");
         else
             origin__json_error(req, 403, "only from loopback while the origin has no api_token");
+        return;
+    }
+    /* Not a type a cross-site form or a simple fetch() can send without a preflight, which the
+     * control API does not answer: a web page open on a trusted host cannot pin products. */
+    const char *ct = sw_http_req_header(req, "content-type");
+    if (ct == NULL || strncasecmp(ct, "application/json", 16) != 0 ||
+        (ct[16] != '\0' && ct[16] != ';' && ct[16] != ' ')) {
+        o->events_rejected++;
+        origin__json_error(req, 415, "Content-Type must be application/json");
         return;
     }
     if (!origin__room_name_valid(rest, (size_t)(slash - rest))) {

@@ -24,7 +24,9 @@ def main():
     rc, out, _ = start(good + "[hls]\nsegment_duration = 4s\npart_duration = 500ms\n")
     check(rc == 0 and "configuration ok" in out, f"a good file passes --check-config ({out.strip()})")
     example = os.path.join(os.environ.get("SW_SOURCE", "."), "deploy", "origin.conf")
-    r = subprocess.run([ORIGIN, "-c", example, "--check-config"], capture_output=True, timeout=20)
+    # It listens on 0.0.0.0, so it needs an api_token, which it leaves to the environment.
+    r = subprocess.run([ORIGIN, "-c", example, "--check-config"], capture_output=True, timeout=20,
+                       env=dict(os.environ, SHORTWAVE_API_TOKEN="a-token-from-the-environment"))
     check(r.returncode == 0, f"deploy/origin.conf passes --check-config ({r.stderr.decode().strip()})")
 
     cases = [

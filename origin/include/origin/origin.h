@@ -80,6 +80,11 @@ typedef struct origin_config {
 void origin_config_init(origin_config_t *cfg);
 /** Frees what the config owns. */
 void origin_config_dispose(origin_config_t *cfg);
+/**
+ * Checks what no single key can: api_token must be set when `http` is not a loopback address.
+ * Returns 0, or ORIGIN_ERR_CONFIG with a sentence in err. origin_new() checks it too.
+ */
+int origin_config_check(const origin_config_t *cfg, char *err, size_t errlen);
 /** The key table (for sw_conf_load, flags and the reference). */
 const sw_conf_key_t *origin_conf_keys(void);
 
