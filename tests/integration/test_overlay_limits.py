@@ -9,8 +9,8 @@ origin/src/origin_redis.c writes them), real shortwave-edge processes and real w
      viewers; a lobby that empties frees its place; a lobby whose stream starts (SADD sw:streams)
      stops counting; counted in rooms_refused_total and logged.
   2. viewers: with overlay_max_viewers = 5, 12 viewers over two rooms: 5 live, 7 closed with 1013
-     and a reason; one leaves, the next gets in; counted in viewers_refused_total; the flood of
-     refusals writes one log line, not seven.
+     and a reason; one leaves, the next gets in; counted in viewers_refused_total; the burst of
+     refusals writes one log line (at most one a second), not seven.
   3. cart: with overlay_cart_maxlen = 50, 400 add_to_cart (all acknowledged) leave about 50
      entries in room:{room}:cart (XLEN, XINFO STREAM).
 """
@@ -118,7 +118,9 @@ def test_viewers(origin, rurl):
         check(metric(e, "viewers_refused_total") == 7, "metric viewers_refused_total = 7")
         check(metric(e, "rooms_refused_total") == 0, "no room was refused")
         lines = [ln for ln in e.output().splitlines() if "viewer refused" in ln]
-        check(len(lines) == 1, f"7 refusals within a second write one log line ({len(lines)})")
+        # The 7 arrive within milliseconds; a second line is allowed only for a machine so loaded
+        # that the handshakes straddle a second.
+        check(1 <= len(lines) <= 2, f"7 refusals in a burst write one log line, not 7 ({len(lines)})")
         # The node client closed them all: the edge takes viewers again.
         check(wait_for(lambda: metric(e, "viewers") == 0, 5), "the viewers left (metric viewers = 0)")
         vs = [joined(e, "show1") for _ in range(5)]
