@@ -21,6 +21,11 @@
  * by every connection that queues them. A full queue first drops superseded state messages (an
  * older pin when a newer one is queued); if it is still full the viewer is closed with 1013.
  *
+ * Abuse limits are decided here, on this loop, before a viewer joins (viewer_admit(), with the
+ * pure edge__overlay_admit() of edge_overlay_limits.c): overlay_max_viewers for the process, and
+ * overlay_max_rooms for rooms not open yet whose stream is missing from the copy of the origins'
+ * registry (sw:streams) that on_tick() refreshes once a second, so a join never waits for Redis.
+ *
  * The edge's workers run their own loops; the overlay runs on one loop for the whole process, so
  * that there is one Redis reader per edge. A worker checks an upgrade request on its own thread
  * (nothing there needs the overlay's state), takes the connection over and queues it; the
