@@ -282,6 +282,12 @@ static const sw_conf_key_t keys[] = {
      "add_to_cart per second per connection"},
     {"", "overlay_cart_burst", SW_CONF_INT, OFF(overlay_cart_burst), 1, 1000, NULL, "10",
      "add_to_cart burst per connection"},
+    {"", "overlay_cart_maxlen", SW_CONF_INT, OFF(overlay_cart_maxlen), 1, 1000000000, NULL,
+     "100000", "entries kept in each room's cart stream (XADD MAXLEN ~, trimmed in whole nodes)"},
+    {"", "overlay_max_viewers", SW_CONF_INT, OFF(overlay_max_viewers), 1, 10000000, NULL, "10000",
+     "overlay websockets on this edge (all workers); more are closed with 1013"},
+    {"", "overlay_max_rooms", SW_CONF_INT, OFF(overlay_max_rooms), 0, 1000000, NULL, "100",
+     "open rooms whose stream the registry (sw:streams) does not list; a new one past: 1013"},
     {"protect", "key", SW_CONF_CUSTOM, 0, 0, 0, set_protect_key, "(none)",
      "[protect PREFIX] KID:SECRET; paths under PREFIX need a signed URL; two keys to rotate"},
     {"protect", "require_ip", SW_CONF_CUSTOM, 0, 0, 0, set_protect_ip, "no",
@@ -355,6 +361,9 @@ void edge_config_init(edge_config_t *c)
     c->overlay_send_queue = 256;
     c->overlay_cart_rate = 5;
     c->overlay_cart_burst = 10;
+    c->overlay_cart_maxlen = 100000;
+    c->overlay_max_viewers = 10000;
+    c->overlay_max_rooms = 100;
     c->drain_timeout_ms = 10000;
     c->notsent_lowat = 256 * 1024;
 }

@@ -219,12 +219,15 @@ static char *restart_keys(const edge_config_t *c)
     sw_str_printf(&b,
                   "redis=%s\nedge_name=%s\noverlay_allowed_origins=%s\noverlay_token_key=#%016llx\n"
                   "overlay_max_message=%lld\noverlay_send_queue=%lld\noverlay_cart_rate=%lld\n"
-                  "overlay_cart_burst=%lld\n",
+                  "overlay_cart_burst=%lld\noverlay_cart_maxlen=%lld\noverlay_max_viewers=%lld\n"
+                  "overlay_max_rooms=%lld\n",
                   redis_shown(c->redis, rbuf, sizeof(rbuf)), c->edge_name ? c->edge_name : "",
                   c->overlay_allowed_origins ? c->overlay_allowed_origins : "",
                   tk ? (unsigned long long)edge__hash(tk, strlen(tk)) : 0ULL,
                   (long long)c->overlay_max_message, (long long)c->overlay_send_queue,
-                  (long long)c->overlay_cart_rate, (long long)c->overlay_cart_burst);
+                  (long long)c->overlay_cart_rate, (long long)c->overlay_cart_burst,
+                  (long long)c->overlay_cart_maxlen, (long long)c->overlay_max_viewers,
+                  (long long)c->overlay_max_rooms);
     if (b.failed) {
         sw_str_dispose(&b);
         return NULL;

@@ -21,6 +21,11 @@
  * by every connection that queues them. A full queue first drops superseded state messages (an
  * older pin when a newer one is queued); if it is still full the viewer is closed with 1013.
  *
+ * Abuse limits are decided here, on this loop, before a viewer joins (viewer_admit(), with the
+ * pure edge__overlay_admit() of edge_overlay_limits.c): overlay_max_viewers for the process, and
+ * overlay_max_rooms for rooms not open yet whose stream is missing from the copy of the origins'
+ * registry (sw:streams) that on_tick() refreshes once a second, so a join never waits for Redis.
+ *
  * The edge's workers run their own loops; the overlay runs on one loop for the whole process, so
  * that there is one Redis reader per edge. A worker checks an upgrade request on its own thread
  * (nothing there needs the overlay's state), takes the connection over and queues it; the
@@ -55,6 +60,7 @@
 #define ROOM_LABELS         50  /* rooms named in the connections gauge; the rest are "_other" */
 #define CLOSE_TRY_LATER     1013
 #define WRITES_PER_CALLBACK 16
+#define REFUSAL_LOG_MS      1000 /* at most one log line per second for each kind of refusal */
 
 static const double fanout_buckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
                                         0.01,   0.025,   0.05,   0.1,   0.25,   1.0};
@@ -87,9 +93,10 @@ struct room {
     room_t *next, **pprev; /* ov->rooms while it has viewers */
     char name[65];
     char events_key[96];
-    int live;     /* state read: in the XREAD set */
-    int fetching; /* state read in flight */
-    int dead;     /* no viewers: freed once `pending` drops to 0 */
+    int live;       /* state read: in the XREAD set */
+    int registered; /* the registry lists its stream (as of the last read of sw:streams) */
+    int fetching;   /* state read in flight */
+    int dead;       /* no viewers: freed once `pending` drops to 0 */
     unsigned pending;
     char last_id[48]; /* the last event delivered (or covered by the state) */
     ov_msg_t *pinned, *price, *stock, *flash;
@@ -139,6 +146,11 @@ struct edge_overlay {
     int adopt_gone;     /* it was destroyed inside the adopt */
     room_t *rooms;
     size_t nrooms;
+    size_t nviewers;         /* in rooms, every room: what overlay_max_viewers bounds */
+    size_t nrooms_unreg;     /* open rooms with `registered` 0: what overlay_max_rooms bounds */
+    edge__ov_registry_t reg; /* SMEMBERS sw:streams, read once a second */
+    int reg_busy;            /* a read is in flight */
+    edge__ov_ratelog_t log_full, log_rooms;
     uint64_t viewer_seq;
     uv_timer_t tick, kick;
     atomic_int closing; /* also read by workers */
@@ -155,6 +167,7 @@ struct edge_overlay {
     atomic_uint_fast64_t refused; /* also counted by workers */
     uint64_t accepted, msgs_in, msgs_out, events, bad_events, coalesced, closes[4];
     uint64_t cart_acks, cart_errors, rate_limited, bad_messages;
+    uint64_t viewers_refused, rooms_refused;
     uint64_t fanout_count, fanout_buckets[NBUCKETS];
     double fanout_sum;
 };
@@ -374,6 +387,9 @@ static room_t *room_get(edge_overlay_t *ov, const char *name)
     snprintf(r->name, sizeof(r->name), "%s", name);
     snprintf(r->events_key, sizeof(r->events_key), "room:%s:events", name);
     snprintf(r->last_id, sizeof(r->last_id), "0-0");
+    r->registered = edge__ov_registry_has(&ov->reg, name);
+    if (!r->registered)
+        ov->nrooms_unreg++;
     r->next = ov->rooms;
     if (r->next != NULL)
         r->next->pprev = &r->next;
@@ -391,6 +407,8 @@ static void room_release(room_t *r)
     if (r->next != NULL)
         r->next->pprev = r->pprev;
     r->ov->nrooms--;
+    if (!r->registered)
+        r->ov->nrooms_unreg--;
     r->dead = 1;
     if (r->pending == 0)
         room_free(r);
@@ -687,11 +705,57 @@ static void on_reader_down(edge__ov_redis_t *rd)
     ov->rd_busy = 0;
 }
 
+/* ---- the registry ------------------------------------------------------------------------ */
+
+/* The names the origins register while they ingest (README "Redis"): rooms of those streams are
+ * not capped. Reading the whole set once a second costs one command per edge whatever the joins,
+ * where a check per new room would cost a round trip in front of each (and would let a flood of
+ * made-up names cost one each). Each open room's flag follows the registry: a room whose stream
+ * ended counts against overlay_max_rooms from then on (its viewers stay; only new such rooms are
+ * refused), and a lobby whose stream started stops counting. A set Redis cannot give (down, or
+ * the key of another type) leaves the copy as it was. */
+static void on_registry(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    edge_overlay_t *ov = privdata;
+    redisReply *rep = reply;
+    ov->reg_busy = 0;
+    if (rep == NULL || ov->closing || rep->type != REDIS_REPLY_ARRAY)
+        return;
+    size_t n = rep->elements, k = 0;
+    const char **names = calloc(n > 0 ? n : 1, sizeof(*names));
+    size_t *lens = calloc(n > 0 ? n : 1, sizeof(*lens));
+    for (size_t i = 0; names != NULL && lens != NULL && i < n; i++) {
+        const redisReply *e = rep->element[i];
+        if (e->type == REDIS_REPLY_STRING) {
+            names[k] = e->str;
+            lens[k++] = e->len;
+        }
+    }
+    if (names != NULL && lens != NULL && edge__ov_registry_load(&ov->reg, names, lens, k) == 0) {
+        ov->nrooms_unreg = 0;
+        for (room_t *r = ov->rooms; r != NULL; r = r->next) {
+            r->registered = edge__ov_registry_has(&ov->reg, r->name);
+            ov->nrooms_unreg += !r->registered;
+        }
+    }
+    free(names);
+    free(lens);
+}
+
+static void registry_read(edge_overlay_t *ov)
+{
+    if (ov->closing || ov->reg_busy || !ov->cmd.connected)
+        return;
+    if (redisAsyncCommand(ov->cmd.ac, on_registry, ov, "SMEMBERS sw:streams") == REDIS_OK)
+        ov->reg_busy = 1;
+}
+
 /* The command connection is back: rooms that never got their state fetch it now. Rooms already
  * live keep their cursor, and the reader resumes from it. */
 static void on_cmd_up(edge__ov_redis_t *cmd)
 {
     edge_overlay_t *ov = cmd->data;
+    registry_read(ov);
     for (room_t *r = ov->rooms; r != NULL; r = r->next)
         room_fetch(r);
 }
@@ -912,9 +976,13 @@ static void viewer_cart(viewer_t *v, const edge_overlay_msg_t *m)
     char qty[8], now[24];
     snprintf(qty, sizeof(qty), "%d", m->qty);
     snprintf(now, sizeof(now), "%lld", (long long)sw_now_ms());
-    if (redisAsyncCommand(ov->cmd.ac, on_cart, cc,
-                          "XADD room:%s:cart * viewer %s sku %s qty %s time %s edge %s",
-                          v->room->name, v->id, m->sku, qty, now, ov->edge_name) != REDIS_OK) {
+    /* MAXLEN ~ bounds the stream that viewers fill: Redis trims whole nodes, so it keeps at
+     * least cart_maxlen entries and a node's worth more at most. */
+    if (redisAsyncCommand(
+            ov->cmd.ac, on_cart, cc,
+            "XADD room:%s:cart MAXLEN ~ %llu * viewer %s sku %s qty %s time %s edge %s",
+            v->room->name, (unsigned long long)ov->cfg.cart_maxlen, v->id, m->sku, qty, now,
+            ov->edge_name) != REDIS_OK) {
         free(cc);
         ov->cart_errors++;
         send_error(v, "redis_unavailable", m->req,
@@ -966,6 +1034,46 @@ static void viewer_attach(viewer_t *v)
     r->viewers = v;
     r->nviewers++;
     r->count_dirty = 1;
+    v->ov->nviewers++;
+}
+
+/* Whether this viewer may join its room (edge__overlay_admit()): a refusal closes it with 1013
+ * and the reason, is counted, and is logged at most once a second per kind, with the number
+ * left unlogged meanwhile: a flood of joins would otherwise write a line each. */
+static int viewer_admit(viewer_t *v)
+{
+    edge_overlay_t *ov = v->ov;
+    edge__ov_load_t load = {ov->nviewers, ov->cfg.max_viewers, ov->nrooms_unreg, ov->cfg.max_rooms};
+    edge__ov_admit_t a = edge__overlay_admit(&load, room_find(ov, v->roomname) != NULL,
+                                             edge__ov_registry_has(&ov->reg, v->roomname));
+    if (a == EDGE__ADMIT_OK)
+        return 1;
+    int full = a == EDGE__ADMIT_EDGE_FULL;
+    uint64_t more = 0;
+    if (full)
+        ov->viewers_refused++;
+    else
+        ov->rooms_refused++;
+    if (edge__ov_ratelog(full ? &ov->log_full : &ov->log_rooms, uv_now(ov->loop), REFUSAL_LOG_MS,
+                         &more)) {
+        if (full)
+            sw_log(SW_LOG_WARN, "overlay",
+                   "viewer refused (room %s): %zu viewers on this edge, overlay_max_viewers = %zu "
+                   "(%llu more refused since the last line)",
+                   v->roomname, ov->nviewers, ov->cfg.max_viewers, (unsigned long long)more);
+        else
+            sw_log(SW_LOG_WARN, "overlay",
+                   "room %s refused: not in the registry (sw:streams) and %zu such rooms open, "
+                   "overlay_max_rooms = %zu (%llu more refused since the last line)",
+                   v->roomname, ov->nrooms_unreg, ov->cfg.max_rooms, (unsigned long long)more);
+    }
+    ov->closes[CLOSE_1013]++;
+    viewer_close(v, CLOSE_TRY_LATER,
+                 full ? "edge full: too many viewers; try again later"
+                      : "room: not a live stream, and this edge has too many such rooms open; "
+                        "try again later",
+                 1);
+    return 0;
 }
 
 /* The connection is gone: the viewer leaves its room; Redis callbacks may still point at it. */
@@ -981,6 +1089,7 @@ static void viewer_gone(viewer_t *v)
         if (v->next != NULL)
             v->next->pprev = v->pprev;
         r->count_dirty = 1;
+        v->ov->nviewers--;
         if (--r->nviewers == 0)
             room_release(r);
         v->room = NULL;
@@ -1078,6 +1187,8 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
             viewer_close(v, LWS_CLOSE_STATUS_POLICY_VIOLATION, v->reject, 1);
             return 0;
         }
+        if (!viewer_admit(v))
+            return 0;
         v->refill_ms = uv_now(ov->loop);
         v->tokens = ov->cfg.cart_burst;
         viewer_attach(v);
@@ -1327,6 +1438,7 @@ static void on_adopt(uv_async_t *a)
 static void on_tick(uv_timer_t *t)
 {
     edge_overlay_t *ov = sw_container_of(t, edge_overlay_t, tick);
+    registry_read(ov);
     for (room_t *r = ov->rooms; r != NULL; r = r->next) {
         if (!r->count_dirty)
             continue;
@@ -1347,6 +1459,9 @@ void edge_overlay_config_init(edge_overlay_config_t *cfg)
     cfg->send_queue = 256;
     cfg->cart_rate = 5;
     cfg->cart_burst = 10;
+    cfg->cart_maxlen = 100000;
+    cfg->max_viewers = 10000;
+    cfg->max_rooms = 100;
 }
 
 static void close_step(edge_overlay_t *ov)
@@ -1410,6 +1525,10 @@ int edge_overlay_new(edge_overlay_t **out, uv_loop_t *loop, const edge_overlay_c
         ov->cfg.cart_rate = 1;
     if (ov->cfg.cart_burst == 0)
         ov->cfg.cart_burst = 1;
+    if (ov->cfg.cart_maxlen == 0)
+        ov->cfg.cart_maxlen = 1;
+    if (ov->cfg.max_viewers == 0)
+        ov->cfg.max_viewers = 1;
     if (edge__ov_redis_parse_url(&ov->addr, cfg->redis_url) != 0) {
         snprintf(err, errlen, "redis = %s: expected redis://[:PASSWORD@]HOST[:PORT][/DB]",
                  cfg->redis_url ? cfg->redis_url : "(none)");
@@ -1520,6 +1639,9 @@ int edge__overlay_open(edge_overlay_t **out, uv_loop_t *loop, const edge_config_
     oc.send_queue = (size_t)cfg->overlay_send_queue;
     oc.cart_rate = (uint32_t)cfg->overlay_cart_rate;
     oc.cart_burst = (uint32_t)cfg->overlay_cart_burst;
+    oc.cart_maxlen = (uint64_t)cfg->overlay_cart_maxlen;
+    oc.max_viewers = (size_t)cfg->overlay_max_viewers;
+    oc.max_rooms = (size_t)cfg->overlay_max_rooms;
     return edge_overlay_new(out, loop, &oc, err, errlen);
 }
 
@@ -1554,6 +1676,7 @@ void edge_overlay_free(edge_overlay_t *ov)
         handoff_free(h);
     }
     sw_str_dispose(&ov->snap);
+    edge__ov_registry_dispose(&ov->reg);
     pthread_mutex_destroy(&ov->mu);
     free(ov->edge_name);
     free(ov->allowed_origins);
@@ -1609,6 +1732,10 @@ static void metrics_text(edge_overlay_t *ov, sw_str_t *b)
     M("rate_limited_total", "counter", ov->rate_limited);
     M("cart_acks_total", "counter", ov->cart_acks);
     M("cart_errors_total", "counter", ov->cart_errors);
+    M("viewers_refused_total", "counter", ov->viewers_refused);
+    M("rooms_refused_total", "counter", ov->rooms_refused);
+    M("rooms_unregistered", "gauge", ov->nrooms_unreg);
+    M("registry_streams", "gauge", ov->reg.n);
     M("redis_up", "gauge", ov->cmd.connected && ov->rd.connected);
 #undef M
     sw_str_puts(b, "# TYPE shortwave_edge_overlay_closed_total counter\n");

@@ -14,6 +14,10 @@
 //   node ws_client.mjs slow URL REDIS_PORT ROOM COUNT
 //       a viewer stops reading while COUNT 4 KB events are XADDed, then reads again: it should
 //       have been closed with 1013.
+//   node ws_client.mjs join BASE_URL ROOM*N[,ROOM*N...]
+//       batch after batch, N clients join ROOM at once (BASE_URL/overlay/ROOM) and are kept
+//       open; each batch waits until every client of it is live or closed. Prints, per batch,
+//       how many went live and the close codes and reasons of the others.
 //
 // Every wait is bounded; a timeout is reported in the output, never hidden.
 import net from 'node:net';
@@ -265,6 +269,27 @@ async function slow(url, port, room, count, kind = 'short_ready') {
     last_sent: ids[ids.length - 1], in_order: order };
 }
 
+async function join(base, spec) {
+  const all = [];
+  const batches = [];
+  for (const item of spec.split(',')) {
+    const [room, n] = item.split('*');
+    const cs = [];
+    for (let i = 0; i < Number(n); i++) cs.push(client(`${base}/overlay/${room}`));
+    all.push(...cs);
+    await Promise.race([Promise.all(cs.map((c) => c.live)), timeout(10000)]);
+    // A client closed right after its viewer_count would be counted live: give closes a moment.
+    await timeout(100);
+    const closed = cs.filter((c) => c.closed);
+    batches.push({ room, n: Number(n),
+      live: cs.filter((c) => !c.closed && c.msgs.some((m) => m.type === 'viewer_count')).length,
+      closes: closed.map((c) => c.closed), pending: cs.filter((c) => !c.closed && !c.msgs.some((m) => m.type === 'viewer_count')).length });
+  }
+  for (const c of all) c.ws.close();
+  await Promise.race([Promise.all(all.map((c) => c.done)), timeout(5000)]);
+  return { batches };
+}
+
 function interactive(url, origin) {
   const headers = origin ? { Origin: origin } : {};
   const ws = new WebSocket(url, { headers, rejectUnauthorized: false, perMessageDeflate: false });
@@ -297,8 +322,8 @@ if (mode === 'interactive') {
   clearTimeout(guard);
   interactive(url, rest[0]);
 } else {
-  const fn = { fanout, resume, abuse, slow }[mode];
-  const args = rest.map((x, i) => (i === 0 || (mode !== 'abuse' && i === 2) ? Number(x) : x));
+  const fn = { fanout, resume, abuse, slow, join }[mode];
+  const args = mode === 'join' ? rest : rest.map((x, i) => (i === 0 || (mode !== 'abuse' && i === 2) ? Number(x) : x));
   fn(url, ...args).then((r) => { console.log(JSON.stringify(r)); clearTimeout(guard); process.exit(0); },
     (e) => { console.log(JSON.stringify({ error: String(e && e.stack || e) })); process.exit(2); });
 }

@@ -64,6 +64,9 @@ typedef struct edge_config {
     char *overlay_allowed_origins; /* comma-separated Origin values; unset: any */
     char *overlay_token_key;       /* [KID:]SECRET for viewer tokens; unset: no token */
     int64_t overlay_max_message, overlay_send_queue, overlay_cart_rate, overlay_cart_burst;
+    int64_t overlay_cart_maxlen; /* XADD room:{room}:cart MAXLEN ~ this */
+    int64_t overlay_max_viewers; /* websockets on this edge; more are closed with 1013 */
+    int64_t overlay_max_rooms;   /* open rooms the registry does not list; a new one past: 1013 */
 } edge_config_t;
 
 /** The configuration keys (a table for sw_conf_load() / sw_conf_set()). */

@@ -10,6 +10,12 @@
  * (LWS_SERVER_OPTION_LIBUV with a foreign loop). Redis is hiredis async on that loop: one command
  * connection and one reader connection per edge, each reconnecting by itself.
  *
+ * Limits (docs/overlay-protocol.md, "Limits and close codes"): the websocket of a viewer past
+ * max_viewers, or of one who would open a room that the origins' registry (the set sw:streams)
+ * does not list while max_rooms such rooms are open, opens and is closed at once with 1013 and
+ * the reason. The edge reads the registry once a second, never per join; rooms already open are
+ * not checked. Cart entries are trimmed with XADD ... MAXLEN ~ cart_maxlen.
+ *
  * Threading: edge_overlay_handoff() and edge_overlay_metrics() may be called from any thread
  * until edge_overlay_close(); the rest runs on the overlay's loop thread; edge_overlay_parse() is
  * pure (any thread).
@@ -37,6 +43,10 @@ typedef struct edge_overlay_config {
     size_t send_queue;           /* messages queued per connection, default 256; over it: 1013 */
     uint32_t cart_rate;          /* add_to_cart per second per connection, default 5 */
     uint32_t cart_burst;         /* bucket size, default 10 */
+    uint64_t cart_maxlen;        /* XADD room:{room}:cart MAXLEN ~ this, default 100000 */
+    size_t max_viewers;          /* viewers on this edge, default 10000; over it: 1013 */
+    size_t max_rooms;            /* open rooms the registry does not list, default 100; over
+                                    it a new such room is refused with 1013 */
 } edge_overlay_config_t;
 
 /** Fills `cfg` with the defaults above (redis_url NULL). */
