@@ -60,7 +60,8 @@ export class Overlay {
     this.state.socket = 'connecting';
     this.ui.onSocket('connecting');
     ws.onopen = () => {
-      this.backoff = BACKOFF_MIN_MS;
+      // The backoff restarts only once the edge has said something: a full edge opens the
+      // websocket and closes it at once with 1013, and a reset here would retry every 250 ms.
       this.state.socket = 'open';
       this.state.connects++;
       this.ui.onSocket('open');
@@ -69,6 +70,7 @@ export class Overlay {
       ws.send(JSON.stringify(hello));
     };
     ws.onmessage = (ev) => {
+      this.backoff = BACKOFF_MIN_MS;
       if (typeof ev.data !== 'string') return;
       let msg;
       try {
