@@ -88,7 +88,9 @@ struct hls_stream {
     int64_t offset90;
     int64_t origin_ms;
     int64_t last_now_ms;
-    int64_t edge_ms; /* PDT of the newest sample placed */
+    int64_t edge_ms;   /* PDT of the newest sample placed */
+    int forced_logged; /* forced_cut() logged once, at forced_log_ms */
+    int64_t forced_log_ms;
 };
 
 const char *hls_strerror(int rv)
@@ -341,6 +343,25 @@ static void push_cut(trk_t *a, int64_t t90)
     a->ncuts++;
 }
 
+/* Video segment `msn` reached max_segment_ms without a keyframe: it is cut anyway. Logged the
+ * first time and then once a minute, with the count, since an encoder that sends no keyframes
+ * does so all along. */
+static void forced_cut(hls_stream_t *s, int64_t age, uint32_t timescale, uint64_t msn)
+{
+    s->stats.forced_cuts++;
+    if (s->forced_logged && s->last_now_ms - s->forced_log_ms < 60000)
+        return;
+    logf_(s, SW_LOG_WARN,
+          "video: no keyframe for %.1f s: segment %llu cut without one (%llu such cuts); the "
+          "next segment starts with a frame that needs earlier ones, so a player that joins there "
+          "shows nothing until a keyframe. Set the encoder's keyframe interval to the segment "
+          "duration (%.1f s)",
+          (double)age / timescale, (unsigned long long)msn,
+          (unsigned long long)s->stats.forced_cuts, s->cfg.segment_ms / 1000.0);
+    s->forced_logged = 1;
+    s->forced_log_ms = s->last_now_ms;
+}
+
 /* Adds one sample at output time `dts` (track timescale); cuts parts and segments around it. */
 static int add_sample(hls_stream_t *s, int kind, int64_t dts, int32_t cto, uint32_t dur, int sync,
                       const uint8_t *data, size_t len)
@@ -349,6 +370,8 @@ static int add_sample(hls_stream_t *s, int kind, int64_t dts, int32_t cto, uint3
     trk_t *t = &s->t[kind];
     uint64_t part_len = (uint64_t)s->cfg.part_ms * tr->timescale / 1000;
     uint64_t seg_len = (uint64_t)s->cfg.segment_ms * tr->timescale / 1000;
+    uint64_t max_ms = s->cfg.max_segment_ms ? s->cfg.max_segment_ms : 4ull * s->cfg.segment_ms;
+    uint64_t max_len = max_ms * tr->timescale / 1000;
     int rv;
 
     if (t->run && kind == HLS_VIDEO) {
@@ -379,9 +402,11 @@ static int add_sample(hls_stream_t *s, int kind, int64_t dts, int32_t cto, uint3
         hls_segment_t *seg = seg_at(tr, tr->next_msn - 1);
         int64_t age = dts - seg->start, half = dur / 2;
         int cut;
-        if (kind == HLS_VIDEO)
-            cut = sync && age + half >= (int64_t)seg_len;
-        else if (s->tracks[HLS_VIDEO].codec != HLS_CODEC_NONE)
+        if (kind == HLS_VIDEO) {
+            cut = age + half >= (int64_t)(sync ? seg_len : max_len);
+            if (cut && !sync)
+                forced_cut(s, age, tr->timescale, tr->next_msn - 1);
+        } else if (s->tracks[HLS_VIDEO].codec != HLS_CODEC_NONE)
             cut = t->ncuts > 0 && rescale(dts, 90000, tr->timescale) >= t->cuts[t->cut_head];
         else
             cut = age + half >= (int64_t)seg_len;

@@ -295,7 +295,8 @@ void origin__metrics_handle(struct origin *o, sw_http_req_t *req)
                                         "# TYPE shortwave_stream_parts_total counter\n"
                                         "# TYPE shortwave_stream_dropped_samples_total counter\n"
                                         "# TYPE shortwave_stream_discontinuities_total counter\n"
-                                        "# TYPE shortwave_stream_bytes_in_total counter\n";
+                                        "# TYPE shortwave_stream_bytes_in_total counter\n"
+                                        "# TYPE shortwave_stream_forced_cuts_total counter\n";
     sw_str_puts(&s, srt_help);
     for (origin_stream_t *st = o->streams; st != NULL; st = st->next) {
         hls_stream_stats_t h;
@@ -306,9 +307,10 @@ void origin__metrics_handle(struct origin *o, sw_http_req_t *req)
                       "shortwave_stream_parts_total{stream=\"%s\"} %" PRIu64 "\n"
                       "shortwave_stream_dropped_samples_total{stream=\"%s\"} %" PRIu64 "\n"
                       "shortwave_stream_discontinuities_total{stream=\"%s\"} %" PRIu64 "\n"
-                      "shortwave_stream_bytes_in_total{stream=\"%s\"} %" PRIu64 "\n",
+                      "shortwave_stream_bytes_in_total{stream=\"%s\"} %" PRIu64 "\n"
+                      "shortwave_stream_forced_cuts_total{stream=\"%s\"} %" PRIu64 "\n",
                       n, h.segments, n, h.parts, n, h.dropped, n, h.discontinuities, n,
-                      st->bytes_in);
+                      st->bytes_in, n, h.forced_cuts);
         origin_srt_stats_t ss;
         if (st->pub == NULL || origin_pub_stats(st->pub, &ss) != 0)
             continue;

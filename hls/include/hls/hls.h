@@ -128,7 +128,12 @@ typedef struct hls_stream_config {
     uint32_t window_ms;    /* timeline kept (DVR window), default 7200000 (2 h) */
     uint32_t mem_segments; /* recent segments whose bytes stay in memory, default 8 */
     uint32_t max_gap_ms; /* a forward timestamp jump above this is a discontinuity, default 5000 */
-    uint64_t first_msn;  /* the first media sequence number (to continue after a restart) */
+    /* A video segment is cut here even without a keyframe, so that a publisher that sends none
+     * (an infinite GOP, periodic intra refresh) cannot grow one segment, and with it audio's,
+     * without bound. The next segment then starts with a frame that needs the ones before it.
+     * Default 0: four times segment_ms. */
+    uint32_t max_segment_ms;
+    uint64_t first_msn;      /* the first media sequence number (to continue after a restart) */
     uint32_t first_init_gen; /* init generations are numbered after this one (likewise) */
     int64_t origin_ms;       /* wall clock of output time 0; 0 means "at the first sample" */
 } hls_stream_config_t;
@@ -219,6 +224,7 @@ typedef struct hls_stream_stats {
     uint64_t discontinuities;
     uint64_t segments;
     uint64_t parts;
+    uint64_t forced_cuts; /* video segments cut at max_segment_ms without a keyframe */
 } hls_stream_stats_t;
 
 void hls_stream_get_stats(const hls_stream_t *s, hls_stream_stats_t *out);

@@ -60,6 +60,7 @@ typedef struct cap {
     int log_lines_with[2]; /* "dropping samples", "jumped" */
     uint64_t part_limit[2];
     int fail;
+    int dependent_ok; /* video segments may start without a keyframe (forced cuts) */
 } cap_t;
 
 static void on_init(void *data, int track, uint32_t gen, sw_rbuf_t *init)
@@ -93,7 +94,7 @@ static void on_part(void *data, int track, const hls_segment_t *seg, uint32_t pa
         assert_true(p->duration <= c->part_limit[track]);
     if (track == HLS_AUDIO)
         assert_true(p->independent);
-    if (part == 0 && track == HLS_VIDEO)
+    if (part == 0 && track == HLS_VIDEO && !c->dependent_ok)
         assert_true(p->independent);
 }
 
@@ -539,6 +540,69 @@ static void test_drop_before_keyframe(void **state)
     hls_stream_free(s);
 }
 
+/* A publisher that sends one keyframe and then none (an infinite GOP): video segments are cut at
+ * max_segment_ms (four times the target) anyway, audio's follow them, nothing grows without
+ * bound, and the cuts are counted and logged once, not per cut. */
+static void test_no_keyframes_after_the_first(void **state)
+{
+    cap_t c;
+    hls_stream_config_t cfg = config(1000);
+    hls_stream_t *s = make(&c, &cfg, 1, 1);
+    const char *err;
+    size_t key = nclip, nonkey[64], nnon = 0;
+
+    c.dependent_ok = 1;
+
+    for (size_t i = 0; i < nclip; i++) {
+        if (clip[i].key && key == nclip)
+            key = i;
+        else if (!clip[i].key && key != nclip)
+            nonkey[nnon++] = i;
+    }
+    assert_true(key < nclip && nnon > 10);
+    /* 30 s of video at 30 fps, and of audio: frame 0 the keyframe, the rest P-frames. */
+    int64_t vi = 0, ai = 0, end = 30000 * 90;
+    while (vi * FRAME_90K < end || ai * AAC_90K < end) {
+        if (vi * FRAME_90K <= ai * AAC_90K) {
+            const au_t *a = &clip[vi == 0 ? key : nonkey[(size_t)(vi - 1) % nnon]];
+            int64_t dts = vi * FRAME_90K;
+            assert_int_equal(hls_stream_write(s, HLS_VIDEO, a->p, a->len, dts, dts, vi == 0,
+                                              T0_MS + dts / 90, &err),
+                             0);
+            vi++;
+        } else {
+            size_t k = (size_t)ai % naac;
+            int64_t dts = ai * AAC_90K;
+            assert_int_equal(hls_stream_write(s, HLS_AUDIO, aac[k], aac_len[k], dts, dts, 1,
+                                              T0_MS + dts / 90, &err),
+                             0);
+            ai++;
+        }
+    }
+    const hls_track_t *v = hls_stream_track(s, HLS_VIDEO), *a = hls_stream_track(s, HLS_AUDIO);
+    hls_stream_stats_t st;
+    hls_stream_get_stats(s, &st);
+    /* Cuts at 4 s (within a frame): 0-4, 4-8, ..., 24-28 complete, 28-30 open. */
+    assert_int_equal(v->next_msn, 8);
+    assert_int_equal(st.forced_cuts, 7);
+    for (uint64_t msn = 0; msn < 7; msn++) {
+        const hls_segment_t *seg = hls_track_segment(v, msn);
+        assert_true(seg->complete);
+        assert_true(seg->duration >= 4 * 90000 - FRAME_90K && seg->duration <= 4 * 90000);
+        assert_int_equal(seg->parts[0].independent, msn == 0);
+        const hls_segment_t *as = hls_track_segment(a, msn);
+        assert_true(as->complete && !as->gap);
+        assert_true(as->duration > 4 * 48000 - 2048 && as->duration < 4 * 48000 + 2048);
+    }
+    assert_contiguous(v, 0, 8);
+    assert_int_equal(a->next_msn, 8);
+    assert_int_equal(st.dropped, 0);
+    assert_int_equal(c.logs, 1);
+    assert_non_null(strstr(c.last_log, "no keyframe for 4.0 s"));
+    assert_non_null(strstr(c.last_log, "keyframe interval"));
+    hls_stream_free(s);
+}
+
 static void test_retention_and_ring_growth(void **state)
 {
     cap_t c;
@@ -889,6 +953,7 @@ int main(void)
         cmocka_unit_test(test_discontinuity_with_lagging_audio),
         cmocka_unit_test(test_restore_after_lagging_audio),
         cmocka_unit_test(test_drop_before_keyframe),
+        cmocka_unit_test(test_no_keyframes_after_the_first),
         cmocka_unit_test(test_retention_and_ring_growth),
         cmocka_unit_test(test_audio_only_and_opus),
         cmocka_unit_test(test_bad_input),
