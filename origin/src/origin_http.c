@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "origin_int.h"
+#include "origin_url.h"
 #include "sw/log.h"
 
 #define CT_M3U8 "application/vnd.apple.mpegurl"
@@ -460,101 +461,55 @@ static void serve_mpd(origin_stream_t *st, sw_http_req_t *req)
     sw_str_dispose(&out);
 }
 
-/* Parses "init-G.mp4", "M.m4s" or "M.P.m4s". Returns 1, 2, 3 for those, 0 otherwise. */
-static int parse_media_file(const char *f, uint64_t *a, uint32_t *b)
-{
-    char *end;
-    if (strncmp(f, "init-", 5) == 0) {
-        if (f[5] < '0' || f[5] > '9')
-            return 0;
-        *a = strtoull(f + 5, &end, 10);
-        return strcmp(end, ".mp4") == 0 ? 1 : 0;
-    }
-    if (*f < '0' || *f > '9')
-        return 0;
-    *a = strtoull(f, &end, 10);
-    if (strcmp(end, ".m4s") == 0)
-        return 2;
-    if (*end != '.' || end[1] < '0' || end[1] > '9')
-        return 0;
-    unsigned long long p = strtoull(end + 1, &end, 10);
-    if (strcmp(end, ".m4s") != 0 || p > UINT32_MAX)
-        return 0;
-    *b = (uint32_t)p;
-    return 3;
-}
-
-static int valid_name(const char *s, size_t n)
-{
-    if (n == 0 || n > 64)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '_'))
-            return 0;
-    }
-    return 1;
-}
-
 static void serve_live(struct origin *o, sw_http_req_t *req, const char *rest)
 {
-    const char *slash = strchr(rest, '/');
-    char name[72];
+    origin_media_url_t u;
+    const char *why;
+    int rv = origin_media_url_parse(rest, &u, &why);
+    origin_stream_t *st = rv == ORIGIN_URL_ERR_NAME ? NULL : origin__stream_find(o, u.name);
 
-    if (slash == NULL || !valid_name(rest, (size_t)(slash - rest))) {
-        respond_error(req, 404, "no such stream");
-        return;
-    }
-    memcpy(name, rest, (size_t)(slash - rest));
-    name[slash - rest] = '\0';
-    origin_stream_t *st = origin__stream_find(o, name);
     if (st == NULL) {
         respond_error(req, 404, "no such stream");
         return;
     }
-    const char *file = slash + 1;
-    if (strcmp(file, "index.m3u8") == 0) {
+    if (rv != 0) {
+        respond_error(req, 404, why);
+        return;
+    }
+    switch (u.type) {
+    case ORIGIN_URL_MULTIVARIANT: {
         hls_render_opts_t opts = {.dvr = query_flag(req->query, "dvr"), .now_ms = sw_now_ms()};
         render_and_send(st, req, -1, &opts, 0);
         return;
     }
-    if (strcmp(file, "v.m3u8") == 0 || strcmp(file, "a.m3u8") == 0) {
-        serve_media_playlist(st, req, file[0] == 'v' ? HLS_VIDEO : HLS_AUDIO);
+    case ORIGIN_URL_PLAYLIST:
+        serve_media_playlist(st, req, u.kind);
         return;
-    }
-    if (strcmp(file, "manifest.mpd") == 0) {
+    case ORIGIN_URL_MPD:
         serve_mpd(st, req);
         return;
+    case ORIGIN_URL_INIT: {
+        const hls_track_t *t = hls_stream_track(st->hls, u.kind);
+        if (t != NULL && t->init != NULL && t->init_gen == u.num) {
+            sw_http_header_t h[] = {
+                {"content-type", media_type(u.kind)},
+                {"cache-control", CC_MEDIA},
+                {"access-control-allow-origin", "*"},
+            };
+            sw_http_start(req, 200, h, SW_ARRAY_SIZE(h), (int64_t)t->init->len);
+            sw_http_write_rbuf(req, t->init, 0, t->init->len);
+            sw_http_end(req);
+        } else {
+            origin__dvr_serve(st, req, u.kind, u.file, media_type(u.kind));
+        }
+        return;
     }
-    if ((file[0] == 'v' || file[0] == 'a') && file[1] == '/') {
-        int kind = file[0] == 'v' ? HLS_VIDEO : HLS_AUDIO;
-        uint64_t a = 0;
-        uint32_t b = 0;
-        switch (parse_media_file(file + 2, &a, &b)) {
-        case 1: {
-            const hls_track_t *t = hls_stream_track(st->hls, kind);
-            if (t != NULL && t->init != NULL && t->init_gen == a) {
-                sw_http_header_t h[] = {
-                    {"content-type", media_type(kind)},
-                    {"cache-control", CC_MEDIA},
-                    {"access-control-allow-origin", "*"},
-                };
-                sw_http_start(req, 200, h, SW_ARRAY_SIZE(h), (int64_t)t->init->len);
-                sw_http_write_rbuf(req, t->init, 0, t->init->len);
-                sw_http_end(req);
-            } else {
-                origin__dvr_serve(st, req, kind, file + 2, media_type(kind));
-            }
-            return;
-        }
-        case 2:
-            serve_segment(st, req, kind, a, file + 2);
-            return;
-        case 3:
-            serve_part(st, req, kind, a, b);
-            return;
-        }
+    case ORIGIN_URL_SEGMENT:
+        serve_segment(st, req, u.kind, u.num, u.file);
+        return;
+    case ORIGIN_URL_PART:
+        serve_part(st, req, u.kind, u.num, u.part);
+        return;
     }
     respond_error(req, 404, "not found");
 }
