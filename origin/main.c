@@ -44,7 +44,93 @@ typedef struct daemon_ctx {
     uv_signal_t sigterm, sigint, sighup;
     origin_t *origin;
     int stopping;
+    int argc;
+    char **argv;
+    origin_config_t cfg; /* the running configuration */
 } daemon_ctx_t;
+
+/*
+ * Builds the configuration: defaults, the file (-c), the flags over it, SHORTWAVE_API_TOKEN when
+ * neither sets api_token, then the checks no single key can make. Returns 0, or 2 with err filled.
+ * Run at start and on SIGHUP, with the same arguments.
+ */
+static int load_config(int argc, char **argv, origin_config_t *cfg, int *check_only, char *err,
+                       size_t errlen)
+{
+    const char *file = NULL;
+    int opt;
+
+    origin_config_init(cfg);
+    optind = 0; /* glibc: rescan from the start */
+    while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1)
+        if (opt == 'c')
+            file = optarg;
+    if (file != NULL && sw_conf_load(file, origin_conf_keys(), cfg, err, errlen) != 0)
+        goto fail;
+    optind = 0;
+    while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+        static const struct {
+            int opt;
+            const char *key;
+        } flags[] = {{'s', "srt"},   {'H', "http"},       {'d', "data"},
+                     {'r', "redis"}, {'p', "public_url"}, {'l', "log_level"}};
+        if (opt == 'k' && check_only != NULL)
+            *check_only = 1;
+        for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
+            if (flags[i].opt == opt &&
+                sw_conf_set(origin_conf_keys(), cfg, "", flags[i].key, optarg, err, errlen) != 0)
+                goto fail;
+    }
+    if (optind < argc) {
+        snprintf(err, errlen, "unexpected argument \"%s\"", argv[optind]);
+        goto fail;
+    }
+    /* The token may stay out of the file (a systemd EnvironmentFile, a Kubernetes Secret). */
+    const char *env_token = getenv("SHORTWAVE_API_TOKEN");
+    if ((cfg->api_token == NULL || cfg->api_token[0] == '\0') && env_token != NULL &&
+        env_token[0] != '\0' &&
+        sw_conf_set(origin_conf_keys(), cfg, "", "api_token", env_token, err, errlen) != 0)
+        goto fail;
+    if (origin_config_check(cfg, err, errlen) != 0)
+        goto fail;
+    return 0;
+fail:
+    origin_config_dispose(cfg);
+    return 2;
+}
+
+/* Whether key `k` has the same value in both configurations (keys with a plain value only). */
+static int same_value(const sw_conf_key_t *k, const origin_config_t *a, const origin_config_t *b)
+{
+    const char *pa = (const char *)a + k->offset, *pb = (const char *)b + k->offset;
+    switch (k->type) {
+    case SW_CONF_STR: {
+        const char *x = *(char *const *)pa, *y = *(char *const *)pb;
+        return (x == NULL && y == NULL) || (x != NULL && y != NULL && strcmp(x, y) == 0);
+    }
+    case SW_CONF_INT:
+    case SW_CONF_SIZE:
+    case SW_CONF_DURATION:
+        return *(const int64_t *)pa == *(const int64_t *)pb;
+    case SW_CONF_BOOL:
+    case SW_CONF_LOGLEVEL:
+        return *(const int *)pa == *(const int *)pb;
+    }
+    return 1;
+}
+
+/* The keys origin_reload() applies; every other key with a plain value needs a restart. */
+static int reloadable(const sw_conf_key_t *k)
+{
+    static const char *const keys[] = {"log_level", "api_token", "max_publishers", "max_per_source",
+                                       "require_passphrase"};
+    if (k->type == SW_CONF_CUSTOM)
+        return 1; /* [prefix], [pull], [srt] allow */
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        if (strcmp(k->name, keys[i]) == 0)
+            return 1;
+    return 0;
+}
 
 static void on_closed(void *data)
 {
@@ -54,11 +140,51 @@ static void on_closed(void *data)
     uv_close((uv_handle_t *)&d->sighup, NULL);
 }
 
+/*
+ * SIGHUP: re-reads the file and the flags and applies what can change while publishers stay
+ * (origin_reload()); a key that needs a restart is named and keeps its running value. A file
+ * that does not load leaves everything as it runs.
+ */
 static void on_sighup(uv_signal_t *h, int signum)
 {
-    /* A hang-up must not stop a live origin; its configuration is read once, at start. */
-    sw_log(SW_LOG_WARN, "origin",
-           "SIGHUP ignored: restart the origin to apply a new configuration");
+    daemon_ctx_t *d = h->data;
+    origin_config_t next;
+    char err[512];
+
+    (void)signum;
+    if (d->stopping)
+        return;
+    if (load_config(d->argc, d->argv, &next, NULL, err, sizeof(err)) != 0) {
+        sw_log(SW_LOG_ERROR, "origin", "reload failed, keeping the running configuration: %s", err);
+        return;
+    }
+    if (origin_reload(d->origin, &next, err, sizeof(err)) != 0) {
+        sw_log(SW_LOG_ERROR, "origin", "reload failed, keeping the running configuration: %s", err);
+        origin_config_dispose(&next);
+        return;
+    }
+    for (const sw_conf_key_t *k = origin_conf_keys(); k->name != NULL; k++) {
+        if (reloadable(k) || same_value(k, &d->cfg, &next))
+            continue;
+        sw_log(SW_LOG_WARN, "origin",
+               "reload: %s%s%s%s changed: needs a restart; the running "
+               "value stays",
+               k->section[0] ? "[" : "", k->section, k->section[0] ? "] " : "", k->name);
+        /* Keep the running value, so that the next reload compares against what runs. */
+        const size_t sz = k->type == SW_CONF_STR ? sizeof(char *)
+                          : k->type == SW_CONF_BOOL || k->type == SW_CONF_LOGLEVEL
+                              ? sizeof(int)
+                              : sizeof(int64_t);
+        char tmp[sizeof(int64_t)];
+        memcpy(tmp, (char *)&next + k->offset, sz);
+        memcpy((char *)&next + k->offset, (char *)&d->cfg + k->offset, sz);
+        memcpy((char *)&d->cfg + k->offset, tmp, sz);
+    }
+    origin_config_dispose(&d->cfg);
+    d->cfg = next;
+    sw_log(SW_LOG_INFO, "origin",
+           "reload: applied (log_level, api_token, [srt] limits and "
+           "allow, [prefix] rules, [pull] sections)");
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -73,99 +199,42 @@ static void on_signal(uv_signal_t *h, int signum)
 
 int main(int argc, char **argv)
 {
-    origin_config_t cfg;
+    static daemon_ctx_t d;
     char err[512];
-    const char *file = NULL;
     int check_only = 0, opt;
 
-    origin_config_init(&cfg);
-    /* First pass: find the file, so that flags can override what it says. */
+    /* --help and --version first, before a file that might not load. */
     while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
-        if (opt == 'c')
-            file = optarg;
-        else if (opt == 'h' || opt == 'V' || opt == '?') {
+        if (opt == 'h' || opt == 'V' || opt == '?') {
             if (opt == 'V')
                 printf("shortwave-origin 0.1.0\n");
             else
                 usage(opt == 'h' ? stdout : stderr);
-            origin_config_dispose(&cfg);
             return opt == '?' ? 2 : 0;
         }
     }
-    if (file != NULL && sw_conf_load(file, origin_conf_keys(), &cfg, err, sizeof(err)) != 0) {
+    if (load_config(argc, argv, &d.cfg, &check_only, err, sizeof(err)) != 0) {
         fprintf(stderr, "shortwave-origin: %s\n", err);
-        origin_config_dispose(&cfg);
         return 2;
     }
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
-        const char *key = NULL;
-        switch (opt) {
-        case 's':
-            key = "srt";
-            break;
-        case 'H':
-            key = "http";
-            break;
-        case 'd':
-            key = "data";
-            break;
-        case 'r':
-            key = "redis";
-            break;
-        case 'p':
-            key = "public_url";
-            break;
-        case 'l':
-            key = "log_level";
-            break;
-        case 'k':
-            check_only = 1;
-            break;
-        }
-        if (key != NULL &&
-            sw_conf_set(origin_conf_keys(), &cfg, "", key, optarg, err, sizeof(err)) != 0) {
-            fprintf(stderr, "shortwave-origin: %s\n", err);
-            origin_config_dispose(&cfg);
-            return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "shortwave-origin: unexpected argument \"%s\"\n", argv[optind]);
-        origin_config_dispose(&cfg);
-        return 2;
-    }
-    /* The token may stay out of the file (a systemd EnvironmentFile, a Kubernetes Secret). */
-    const char *env_token = getenv("SHORTWAVE_API_TOKEN");
-    if ((cfg.api_token == NULL || cfg.api_token[0] == '\0') && env_token != NULL &&
-        env_token[0] != '\0' &&
-        sw_conf_set(origin_conf_keys(), &cfg, "", "api_token", env_token, err, sizeof(err)) != 0) {
-        fprintf(stderr, "shortwave-origin: %s\n", err);
-        origin_config_dispose(&cfg);
-        return 2;
-    }
-    if (origin_config_check(&cfg, err, sizeof(err)) != 0) {
-        fprintf(stderr, "shortwave-origin: %s\n", err);
-        origin_config_dispose(&cfg);
-        return 2;
-    }
-    sw_log_set_level(cfg.log_level);
+    sw_log_set_level(d.cfg.log_level);
     if (check_only) {
         printf("configuration ok\n");
-        origin_config_dispose(&cfg);
+        origin_config_dispose(&d.cfg);
         return 0;
     }
 
     signal(SIGPIPE, SIG_IGN);
-    daemon_ctx_t d = {0};
+    d.argc = argc;
+    d.argv = argv;
     if (uv_loop_init(&d.loop) != 0) {
         fprintf(stderr, "shortwave-origin: cannot create the event loop\n");
-        origin_config_dispose(&cfg);
+        origin_config_dispose(&d.cfg);
         return 1;
     }
-    if (origin_new(&d.origin, &d.loop, &cfg, err, sizeof(err)) != 0) {
+    if (origin_new(&d.origin, &d.loop, &d.cfg, err, sizeof(err)) != 0) {
         fprintf(stderr, "shortwave-origin: %s\n", err);
-        origin_config_dispose(&cfg);
+        origin_config_dispose(&d.cfg);
         uv_loop_close(&d.loop);
         return 1;
     }
@@ -181,7 +250,7 @@ int main(int argc, char **argv)
 
     origin_free(d.origin);
     uv_loop_close(&d.loop);
-    origin_config_dispose(&cfg);
+    origin_config_dispose(&d.cfg);
     sw_log(SW_LOG_INFO, "origin", "stopped");
     return 0;
 }

@@ -397,6 +397,72 @@ static int mkdir_p(const char *path)
     return 0;
 }
 
+/* The ingest's view of `cfg`. `rules` and `pulls` hold cfg->nrules and cfg->npulls entries; they
+ * and `cfg` must outlive `ic`. */
+static void ingest_config(const origin_config_t *cfg, origin_ingest_config_t *ic,
+                          origin_srt_rule_t *rules, origin_srt_pull_t *pulls)
+{
+    for (size_t i = 0; i < cfg->nrules; i++) {
+        rules[i].prefix = cfg->rules[i].prefix;
+        rules[i].passphrase = cfg->rules[i].passphrase;
+        rules[i].pbkeylen = (int)cfg->rules[i].key_length;
+    }
+    for (size_t i = 0; i < cfg->npulls; i++) {
+        pulls[i].name = cfg->pulls[i].name;
+        pulls[i].url = cfg->pulls[i].url;
+    }
+    *ic = (origin_ingest_config_t){
+        .listen = cfg->srt,
+        .latency_ms = (int)cfg->srt_latency_ms,
+        .no_tsbpd = !cfg->srt_tsbpd,
+        .stall_ms = (int)cfg->srt_stall_ms,
+        .probe_ms = (int)cfg->srt_probe_ms,
+        .rules = rules,
+        .nrules = cfg->nrules,
+        .pulls = pulls,
+        .npulls = cfg->npulls,
+        .max_publishers = (int)cfg->srt_max_publishers,
+        .max_per_source = (int)cfg->srt_max_per_source,
+        .require_passphrase = cfg->srt_require_passphrase,
+        .allow = (const char *const *)cfg->srt_allow,
+        .nallow = cfg->srt_nallow,
+    };
+}
+
+int origin_reload(origin_t *o, const origin_config_t *cfg, char *err, size_t errlen)
+{
+    origin_srt_rule_t *rules = calloc(cfg->nrules + 1, sizeof(*rules));
+    origin_srt_pull_t *pulls = calloc(cfg->npulls + 1, sizeof(*pulls));
+    char *token = NULL;
+    origin_ingest_config_t ic;
+    int rv = ORIGIN_ERR_NOMEM;
+
+    if (rules == NULL || pulls == NULL)
+        goto out;
+    if (cfg->api_token != NULL && cfg->api_token[0] != '\0' &&
+        (token = strdup(cfg->api_token)) == NULL)
+        goto out;
+    if ((rv = origin_config_check(cfg, err, errlen)) != 0)
+        goto out;
+    ingest_config(cfg, &ic, rules, pulls);
+    if (origin_ingest_reload(o->ingest, &ic, err, errlen) != 0) {
+        rv = ORIGIN_ERR_CONFIG;
+        goto out;
+    }
+    free(o->api_token);
+    o->api_token = token;
+    token = NULL;
+    sw_log_set_level(cfg->log_level);
+    rv = 0;
+out:
+    if (rv == ORIGIN_ERR_NOMEM)
+        snprintf(err, errlen, "out of memory");
+    free(token);
+    free(rules);
+    free(pulls);
+    return rv;
+}
+
 int origin_new(origin_t **out, uv_loop_t *loop, const origin_config_t *cfg, char *err,
                size_t errlen)
 {
@@ -459,31 +525,8 @@ int origin_new(origin_t **out, uv_loop_t *loop, const origin_config_t *cfg, char
         rv = ORIGIN_ERR_NOMEM;
         goto fail_http;
     }
-    for (size_t i = 0; i < cfg->nrules; i++) {
-        rules[i].prefix = cfg->rules[i].prefix;
-        rules[i].passphrase = cfg->rules[i].passphrase;
-        rules[i].pbkeylen = (int)cfg->rules[i].key_length;
-    }
-    for (size_t i = 0; i < cfg->npulls; i++) {
-        pulls[i].name = cfg->pulls[i].name;
-        pulls[i].url = cfg->pulls[i].url;
-    }
-    origin_ingest_config_t ic = {
-        .listen = cfg->srt,
-        .latency_ms = (int)cfg->srt_latency_ms,
-        .no_tsbpd = !cfg->srt_tsbpd,
-        .stall_ms = (int)cfg->srt_stall_ms,
-        .probe_ms = (int)cfg->srt_probe_ms,
-        .rules = rules,
-        .nrules = cfg->nrules,
-        .pulls = pulls,
-        .npulls = cfg->npulls,
-        .max_publishers = (int)cfg->srt_max_publishers,
-        .max_per_source = (int)cfg->srt_max_per_source,
-        .require_passphrase = cfg->srt_require_passphrase,
-        .allow = (const char *const *)cfg->srt_allow,
-        .nallow = cfg->srt_nallow,
-    };
+    origin_ingest_config_t ic;
+    ingest_config(cfg, &ic, rules, pulls);
     rv = origin_ingest_new(&o->ingest, loop, &ic, &ingest_cbs, o, err, errlen);
     free(rules);
     free(pulls);

@@ -176,17 +176,26 @@ void origin__access_dispose(origin__access_t *a)
     for (size_t i = 0; i < a->nallow; i++)
         free(a->allow[i]);
     free(a->allow);
+    for (size_t i = 0; i < a->npull_names; i++)
+        free(a->pull_names[i]);
+    free(a->pull_names);
     memset(a, 0, sizeof(*a));
+}
+
+void origin__pulls_free(origin__pull_t *pulls, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(pulls[i].cfg.name);
+        free(pulls[i].cfg.url);
+    }
+    free(pulls);
 }
 
 static void free_config(origin_ingest_t *in)
 {
     origin__access_dispose(&in->access);
-    for (size_t i = 0; i < in->npulls; i++) {
-        free(in->pulls[i].cfg.name);
-        free(in->pulls[i].cfg.url);
-    }
-    free(in->pulls);
+    origin__pulls_free(in->pulls, in->npulls);
+    origin__pulls_free(in->new_pulls, in->nnew_pulls);
     free(in->listen);
 }
 
@@ -246,11 +255,45 @@ int origin__access_init(origin__access_t *a, const origin_ingest_config_t *cfg, 
         if ((a->allow[i] = match_prefix("srt allow", cfg->allow[i], err, errlen)) == NULL)
             goto fail;
     }
+    if (cfg->npulls > 0 && (a->pull_names = calloc(cfg->npulls, sizeof(char *))) == NULL)
+        goto nomem;
+    for (size_t i = 0; i < cfg->npulls; i++) {
+        a->npull_names++;
+        if ((a->pull_names[i] = dup_or_empty(cfg->pulls[i].name)) == NULL)
+            goto nomem;
+    }
     return 0;
 nomem:
     snprintf(err, errlen, "out of memory");
 fail:
     origin__access_dispose(a);
+    return -1;
+}
+
+/* Copies and resolves the pulls of `cfg` into a new array. Returns 0, or -1 with err filled (the
+ * array, possibly partly filled, is in *out then too). */
+static int copy_pulls(const origin_ingest_config_t *cfg, int latency_ms, origin__pull_t **out,
+                      size_t *nout, char *err, size_t errlen)
+{
+    origin__pull_t *p = NULL;
+
+    *out = NULL;
+    *nout = 0;
+    if (cfg->npulls > 0 && (p = calloc(cfg->npulls, sizeof(*p))) == NULL)
+        goto nomem;
+    *out = p;
+    for (size_t i = 0; i < cfg->npulls; i++) {
+        (*nout)++;
+        p[i].sock = SRT_INVALID_SOCK;
+        if ((p[i].cfg.name = dup_or_empty(cfg->pulls[i].name)) == NULL ||
+            (p[i].cfg.url = dup_or_empty(cfg->pulls[i].url)) == NULL)
+            goto nomem;
+        if (origin__pull_parse(&p[i], latency_ms, err, errlen) != 0)
+            return -1;
+    }
+    return 0;
+nomem:
+    snprintf(err, errlen, "out of memory");
     return -1;
 }
 
@@ -266,16 +309,7 @@ static int copy_config(origin_ingest_t *in, const origin_ingest_config_t *cfg, c
         goto nomem;
     if (origin__access_init(&in->access, cfg, err, errlen) != 0)
         return -1;
-    if (cfg->npulls > 0 && (in->pulls = calloc(cfg->npulls, sizeof(*in->pulls))) == NULL)
-        goto nomem;
-    for (size_t i = 0; i < cfg->npulls; i++) {
-        in->npulls++;
-        in->pulls[i].sock = SRT_INVALID_SOCK;
-        if ((in->pulls[i].cfg.name = dup_or_empty(cfg->pulls[i].name)) == NULL ||
-            (in->pulls[i].cfg.url = dup_or_empty(cfg->pulls[i].url)) == NULL)
-            goto nomem;
-    }
-    return 0;
+    return copy_pulls(cfg, in->latency_ms, &in->pulls, &in->npulls, err, errlen);
 nomem:
     snprintf(err, errlen, "out of memory");
     return -1;
@@ -343,6 +377,40 @@ fail_config:
     free(in);
 fail:
     return -1;
+}
+
+int origin_ingest_reload(origin_ingest_t *in, const origin_ingest_config_t *cfg, char *err,
+                         size_t errlen)
+{
+    origin__access_t a, old;
+    origin__pull_t *pulls, *stale;
+    size_t npulls, nstale;
+
+    if (origin__access_init(&a, cfg, err, errlen) != 0)
+        return -1;
+    if (copy_pulls(cfg, in->latency_ms, &pulls, &npulls, err, errlen) != 0) {
+        origin__pulls_free(pulls, npulls);
+        origin__access_dispose(&a);
+        return -1;
+    }
+    pthread_mutex_lock(&in->names_mutex);
+    old = in->access;
+    in->access = a;
+    pthread_mutex_unlock(&in->names_mutex);
+    origin__access_dispose(&old);
+
+    /* The SRT thread owns the running pulls: it compares and applies the new list between two
+     * rounds (origin_srt.c). A list it has not taken yet is replaced. */
+    pthread_mutex_lock(&in->mutex);
+    stale = in->new_pulls;
+    nstale = in->nnew_pulls;
+    in->new_pulls = pulls;
+    in->nnew_pulls = npulls;
+    in->new_pulls_ready = 1;
+    pthread_cond_signal(&in->srt_cond);
+    pthread_mutex_unlock(&in->mutex);
+    origin__pulls_free(stale, nstale);
+    return 0;
 }
 
 void origin_ingest_drop(origin_ingest_t *in, origin_pub_t *pub, const char *reason)

@@ -117,6 +117,17 @@ int origin_ingest_new(origin_ingest_t **out, uv_loop_t *loop, const origin_inges
  */
 void origin_ingest_free(origin_ingest_t *in);
 
+/**
+ * Applies a new configuration's rules, allow list, limits and pulls without dropping a
+ * publisher (SIGHUP). Other fields of `cfg` are ignored. Checks everything before it changes
+ * anything: returns 0, or -1 with err filled and the running configuration kept. New handshakes
+ * meet the new rules at once; live publishers stay, even those the new rules would refuse. Pulls
+ * are compared by name and URL: a removed or changed one is stopped (its publisher dropped), a new
+ * one starts within one round of the SRT thread. Loop thread.
+ */
+int origin_ingest_reload(origin_ingest_t *in, const origin_ingest_config_t *cfg, char *err,
+                         size_t errlen);
+
 /** Drops a publisher (DELETE /api/streams/NAME). on_unpublish follows. Loop thread. */
 void origin_ingest_drop(origin_ingest_t *in, origin_pub_t *pub, const char *reason);
 

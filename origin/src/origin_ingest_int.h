@@ -89,6 +89,8 @@ typedef struct origin__access {
     size_t nrules;
     char **allow;
     size_t nallow;
+    char **pull_names; /* the configured pulls' names, which listener publishers may not take */
+    size_t npull_names;
     int max_publishers, max_per_source, require_passphrase;
 } origin__access_t;
 
@@ -103,6 +105,7 @@ typedef struct origin__pull {
     int latency_ms;
     SRTSOCKET sock; /* connecting or connected, else SRT_INVALID_SOCK */
     int connected;
+    int retired; /* removed by a reload: never tried again (its index stays valid) */
     int64_t next_try_ms;
 } origin__pull_t;
 
@@ -118,8 +121,11 @@ struct origin_ingest {
     int tsbpd;
     size_t queue_bytes;      /* unused since the demux threads read their sockets directly */
     origin__access_t access; /* guarded by names_mutex */
-    origin__pull_t *pulls;
+    origin__pull_t *pulls;   /* the SRT thread's (and the loop's before it starts, after it ends) */
     size_t npulls;
+    origin__pull_t *new_pulls; /* a reload's pulls, guarded by `mutex`, applied by the SRT thread */
+    size_t nnew_pulls;
+    int new_pulls_ready;
 
     pthread_mutex_t mutex;
     pthread_cond_t cond; /* signalled on every posted event, for origin_ingest_free() */
@@ -159,11 +165,14 @@ void origin__pub_close_later(origin_ingest_t *in, origin_pub_t *pub);
 int origin__access_init(origin__access_t *a, const origin_ingest_config_t *cfg, char *err,
                         size_t errlen);
 void origin__access_dispose(origin__access_t *a);
+void origin__pulls_free(origin__pull_t *pulls, size_t n);
 
 /* origin_srt.c */
 int origin__srt_start(origin_ingest_t *in, char *err, size_t errlen);
 void origin__srt_stop(origin_ingest_t *in);
 void origin__names_release(origin_ingest_t *in, const char *name, SRTSOCKET sock);
+/* Resolves a pull's URL into `pl` (loop thread). Returns 0, or -1 with err filled. */
+int origin__pull_parse(origin__pull_t *pl, int default_latency, char *err, size_t errlen);
 
 /* origin_demux.c: the demux thread's body; `arg` is the origin_pub_t. */
 void *origin__demux_main(void *arg);

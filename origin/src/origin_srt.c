@@ -278,16 +278,17 @@ static int admit(origin_ingest_t *in, const char *name, SRTSOCKET ns, const char
     int rv = -1;
 
     snprintf(canon, sizeof(canon), "live/%.64s", name);
-    for (size_t i = 0; i < in->npulls; i++) {
-        if (strcmp(in->pulls[i].cfg.name, name) == 0) {
-            snprintf(why, whylen, "stream %s is published by the configured pull", name);
-            return ORIGIN_REFUSE_FORBIDDEN;
-        }
-    }
     pthread_mutex_lock(&in->names_mutex);
     const origin__access_t *a = &in->access;
     const origin_srt_rule_t *rule = NULL;
     size_t i;
+    for (i = 0; i < a->npull_names; i++) {
+        if (strcmp(a->pull_names[i], name) == 0) {
+            snprintf(why, whylen, "stream %s is published by the configured pull", name);
+            rv = ORIGIN_REFUSE_FORBIDDEN;
+            goto out;
+        }
+    }
     for (i = 0; i < a->nallow && !has_prefix(canon, a->allow[i]); i++)
         ;
     if (a->nallow > 0 && i == a->nallow) {
@@ -528,7 +529,7 @@ static void pct_decode(const char *s, size_t len, char *out, size_t outlen)
 
 /* Parses "srt://host:port?streamid=...&passphrase=...&latency=MS&pbkeylen=N" and resolves the host
  * (once, at startup, on the loop thread). */
-static int pull_parse(origin__pull_t *pl, int default_latency, char *err, size_t errlen)
+int origin__pull_parse(origin__pull_t *pl, int default_latency, char *err, size_t errlen)
 {
     const char *u = pl->cfg.url;
     char port[16];
@@ -622,7 +623,7 @@ static void pulls_tick(origin_ingest_t *in)
     for (size_t i = 0; i < in->npulls; i++) {
         origin__pull_t *pl = &in->pulls[i];
         char why[200];
-        if (pl->sock != SRT_INVALID_SOCK || now < pl->next_try_ms)
+        if (pl->retired || pl->sock != SRT_INVALID_SOCK || now < pl->next_try_ms)
             continue;
         pl->next_try_ms = now + RETRY_MS;
         SRTSOCKET s = srt_create_socket();
@@ -672,6 +673,93 @@ static void pull_event(origin_ingest_t *in, origin__pull_t *pl)
     }
 }
 
+/* Stops pull `i`, removed or changed by a reload: a connecting socket is closed, a live publisher
+ * dropped (its close, in process_close_list(), leaves the pull alone since it is retired). */
+static void pull_retire(origin_ingest_t *in, size_t i)
+{
+    origin__pull_t *pl = &in->pulls[i];
+
+    pl->retired = 1;
+    sw_log(SW_LOG_INFO, "srt", "reload: pull %s (%s) removed", pl->cfg.name, pl->cfg.url);
+    if (pl->sock == SRT_INVALID_SOCK)
+        return;
+    if (!pl->connected) {
+        origin__names_release(in, pl->cfg.name, pl->sock);
+        srt_close(pl->sock);
+        pl->sock = SRT_INVALID_SOCK;
+        return;
+    }
+    pthread_mutex_lock(&in->mutex);
+    for (origin_pub_t *p = in->pubs; p != NULL; p = p->next) {
+        if (p->pull_index == (int)i) {
+            pthread_mutex_lock(&p->mutex);
+            p->stop = 1;
+            if (p->reason[0] == '\0')
+                snprintf(p->reason, sizeof(p->reason), "pull removed by a reload");
+            pthread_mutex_unlock(&p->mutex);
+        }
+    }
+    pthread_mutex_unlock(&in->mutex);
+}
+
+/* Applies a reload's pulls (origin_ingest_reload()): an unchanged pull (same name and URL) keeps
+ * running, the others are retired, the new ones appended. Indexes never move: publishers hold
+ * them. */
+static void pulls_apply(origin_ingest_t *in)
+{
+    pthread_mutex_lock(&in->mutex);
+    origin__pull_t *next = in->new_pulls;
+    size_t n = in->nnew_pulls;
+    int ready = in->new_pulls_ready;
+    in->new_pulls = NULL;
+    in->nnew_pulls = 0;
+    in->new_pulls_ready = 0;
+    pthread_mutex_unlock(&in->mutex);
+    if (!ready)
+        return;
+
+    unsigned char *kept = calloc(n ? n : 1, 1);
+    if (kept == NULL) {
+        sw_log(SW_LOG_ERROR, "srt", "reload: out of memory; the pulls stay as they were");
+        origin__pulls_free(next, n);
+        return;
+    }
+    size_t add = 0;
+    for (size_t i = 0; i < in->npulls; i++) {
+        origin__pull_t *pl = &in->pulls[i];
+        size_t j;
+        if (pl->retired)
+            continue;
+        for (j = 0; j < n; j++)
+            if (!kept[j] && strcmp(next[j].cfg.name, pl->cfg.name) == 0 &&
+                strcmp(next[j].cfg.url, pl->cfg.url) == 0)
+                break;
+        if (j < n)
+            kept[j] = 1;
+        else
+            pull_retire(in, i);
+    }
+    for (size_t j = 0; j < n; j++)
+        add += !kept[j];
+    origin__pull_t *grown = add ? realloc(in->pulls, (in->npulls + add) * sizeof(*grown)) : NULL;
+    if (add && grown == NULL) {
+        sw_log(SW_LOG_ERROR, "srt", "reload: out of memory; new pulls not started");
+    } else if (add) {
+        in->pulls = grown;
+        for (size_t j = 0; j < n; j++) {
+            if (kept[j])
+                continue;
+            in->pulls[in->npulls] = next[j];
+            sw_log(SW_LOG_INFO, "srt", "reload: pull %s (%s) added", next[j].cfg.name,
+                   next[j].cfg.url);
+            memset(&next[j], 0, sizeof(next[j])); /* moved */
+            in->npulls++;
+        }
+    }
+    origin__pulls_free(next, n);
+    free(kept);
+}
+
 /* ---- the threads ----------------------------------------------------------------------------- */
 
 static void *accept_main(void *arg)
@@ -703,6 +791,7 @@ static void *srt_main(void *arg)
             origin__cond_wait_ms(&in->srt_cond, &in->mutex, WAIT_MS);
         pthread_mutex_unlock(&in->mutex);
         process_close_list(in);
+        pulls_apply(in);
         for (size_t i = 0; i < in->npulls; i++)
             if (in->pulls[i].sock != SRT_INVALID_SOCK && !in->pulls[i].connected)
                 pull_event(in, &in->pulls[i]);
@@ -728,9 +817,6 @@ int origin__srt_start(origin_ingest_t *in, char *err, size_t errlen)
         snprintf(err, errlen, "srt_startup failed: %s", srt_err());
         return -1;
     }
-    for (size_t i = 0; i < in->npulls; i++)
-        if (pull_parse(&in->pulls[i], in->latency_ms, err, errlen) != 0)
-            return -1;
     if (in->listen != NULL) {
         struct sockaddr_storage ss;
         if (sw_addr_parse(in->listen, &ss) != 0) {

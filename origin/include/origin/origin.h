@@ -98,6 +98,15 @@ int origin_new(origin_t **out, uv_loop_t *loop, const origin_config_t *cfg, char
                size_t errlen);
 
 /**
+ * Applies what can change while publishers stay (SIGHUP): log_level, api_token, the [prefix]
+ * rules, [srt] max_publishers, max_per_source, allow and require_passphrase, and the [pull]
+ * sections. Other keys are left as they run (the daemon says which need a restart). Checks
+ * before it changes anything: returns 0, or ORIGIN_ERR_CONFIG / ORIGIN_ERR_NOMEM with a sentence
+ * in err and the running configuration untouched. Loop thread.
+ */
+int origin_reload(origin_t *o, const origin_config_t *cfg, char *err, size_t errlen);
+
+/**
  * Stops taking publishers and requests, closes open segments, and calls `on_closed` once every
  * handle is closed; then origin_free() may be called.
  */
