@@ -216,7 +216,7 @@ size_t origin__dvr_index_compact(const char *in, size_t len, int64_t keep_from_m
         if (origin__dvr_line_parse(p, n, &l, &why) == 0 && l.type == ORIGIN_DVR_LINE_SEG) {
             uint32_t ts = l.timescale != 0 ? l.timescale : 90000;
             int64_t end_ms = l.seg.pdt_ms + (int64_t)(l.seg.duration * 1000 / ts);
-            if (end_ms >= keep_from_ms) {
+            if (end_ms > keep_from_ms) {
                 memmove(out + o, p, n);
                 o += n;
             }

@@ -201,7 +201,7 @@ int origin__dvr_line_parse(const char *line, size_t len, origin_dvr_line_t *out,
                            const char **err_desc);
 /**
  * Compaction of index.log: copies to `out` (room for `len` bytes; may not overlap `in` unless it
- * is `in`) the segment lines of `in` that end at or after `keep_from_ms` (unix ms), dropping the
+ * is `in`) the segment lines of `in` that end after `keep_from_ms` (unix ms), dropping the
  * rest, "end" lines and lines that do not parse. Returns the bytes written.
  */
 size_t origin__dvr_index_compact(const char *in, size_t len, int64_t keep_from_ms, char *out);
