@@ -678,10 +678,9 @@ int origin__dvr_restore(struct origin *o, const char *name, origin_dvr_restore_t
      * no number ever names two different media. That may be the first number of a run that
      * crashed before logging a segment: its start line says which.
      */
-    r->clean = clean;
     r->next_msn = have_msn ? max_msn + (clean ? 1 : 2) : 0;
-    if (!clean && have_run && run_first + 1 > r->next_msn)
-        r->next_msn = run_first + 1;
+    if (have_run && run_first + (clean ? 0 : 1) > r->next_msn)
+        r->next_msn = run_first + (clean ? 0 : 1);
     if (!clean && !have_msn && !have_run)
         r->next_msn = 1; /* a run of an older origin that logged nothing began at 0 */
     return 0;
