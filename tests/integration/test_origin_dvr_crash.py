@@ -118,6 +118,9 @@ def main():
                                f"({changed or 'all same'})")
         st, _, body = o2.get("/live/dvr/index.m3u8?dvr=1")
         check(st == 200 and "v.m3u8?dvr=1" in body.decode(), "the DVR multivariant is served")
+        st, _, body = o2.get("/live/dvr/manifest.mpd?dvr=1")
+        check(st == 200 and body.count(b"<Period") >= 2,
+              f"the DVR MPD lists the earlier run's Period and the new one ({st})")
         st, _, body = o2.get(f"/live/dvr/v/{in_progress}.0.m4s")
         check(st == 404, f"no part is served under the number in progress at the crash ({st})")
     pub2.stop()
