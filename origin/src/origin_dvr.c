@@ -662,6 +662,14 @@ int origin__dvr_restore(struct origin *o, const char *name, origin_dvr_restore_t
         }
         off += n;
     }
+    /* A torn last line would glue itself to the next run's first line: cut it off. */
+    if (buf != NULL && len > 0 && buf[len - 1] != '\n') {
+        size_t keep = len - 1;
+        while (keep > 0 && buf[keep - 1] != '\n')
+            keep--;
+        if (truncate(p, (off_t)keep) != 0)
+            sw_log(SW_LOG_WARN, "dvr", "%s: cannot cut its torn last line: %s", p, strerror(errno));
+    }
     free(buf);
     if (bad > 1)
         sw_log(SW_LOG_WARN, "dvr", "%s: %d lines skipped in all", p, bad);
@@ -697,7 +705,7 @@ void origin__dvr_restore_dispose(origin_dvr_restore_t *r)
 
 /* Restores track k: its run of segments ending at its last valid line, then gap segments up to
  * r->next_msn - 1. */
-static int restore_track(origin_stream_t *st, const origin_dvr_restore_t *r, int k)
+static int restore_track(origin_stream_t *st, const origin_dvr_restore_t *r, int k, sw_str_t *gaps)
 {
     const origin_dvr_line_t *ls = r->lines[k];
     size_t n = r->nlines[k], first = 0;
@@ -744,6 +752,9 @@ static int restore_track(origin_stream_t *st, const origin_dvr_restore_t *r, int
         gap.bytes = 0;
         if (hls_stream_restore_segment(st->hls, k, &gap, ts) != 0)
             return -1;
+        char line[256];
+        if (origin__dvr_line_format(line, sizeof(line), k, &gap, r->origin_ms, ts) > 0)
+            sw_str_puts(gaps, line);
     }
     sw_log(SW_LOG_INFO, "dvr",
            "%s: %s timeline of the earlier run restored: %zu segments, %" PRIu64 " lost (gaps)",
@@ -753,8 +764,23 @@ static int restore_track(origin_stream_t *st, const origin_dvr_restore_t *r, int
 
 int origin__dvr_restore_timeline(origin_stream_t *st, const origin_dvr_restore_t *r)
 {
-    for (int k = 0; k < HLS_NTRACKS; k++)
-        if (restore_track(st, r, k) != 0)
-            return -1;
-    return 0;
+    sw_str_t gaps;
+    int rv = 0;
+
+    sw_str_init(&gaps);
+    for (int k = 0; k < HLS_NTRACKS && rv == 0; k++)
+        rv = restore_track(st, r, k, &gaps);
+    /* The gaps are on the timeline now: logged, a later restart restores the run through them.
+     * Written here, before the loop serves anything, like the rest of the restore. */
+    char p[1100];
+    snprintf(p, sizeof(p), "%s/index.log", st->dir);
+    int fd = gaps.len > 0 ? open(p, O_WRONLY | O_APPEND | O_CLOEXEC) : -1;
+    if (fd >= 0) {
+        struct iovec iov = {gaps.p, gaps.len};
+        if (write_all(fd, &iov, 1) != 0)
+            sw_log(SW_LOG_WARN, "dvr", "%s: %s", p, strerror(errno));
+        close(fd);
+    }
+    sw_str_dispose(&gaps);
+    return rv == 0 ? 0 : -1;
 }

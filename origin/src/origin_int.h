@@ -228,7 +228,8 @@ typedef struct origin_dvr_restore {
 
 /*
  * Reads data/NAME (index.log and the file names in v/ and a/) on the calling thread; run before
- * the loop serves anything. After a crash it deletes what the crash cut short: temporary files,
+ * the loop serves anything. After a crash it deletes what the crash cut short: a torn last line
+ * of index.log (cut off, so that the next line appended does not join it), temporary files,
  * and segment files that no valid line describes past the track's last valid one, or whose size
  * disagrees with their line; their numbers still count as handed out. Returns 0 with `r` filled
  * (free with origin__dvr_restore_dispose), 1 when there is no earlier run, or ORIGIN_ERR_NOMEM
@@ -239,7 +240,9 @@ int origin__dvr_restore(struct origin *o, const char *name, origin_dvr_restore_t
  * Puts the earlier run's segments back on st's timeline (st->hls was made with first_msn =
  * r->next_msn), so that DVR playlists still list them: per track, the run without holes and
  * inside the window ending at its last valid segment, then a gap segment for each number that was
- * handed out but whose media is lost (after a crash: the segment in progress at least). 0 or -1.
+ * handed out but whose media is lost (after a crash: the segment in progress at least), which it
+ * appends to index.log (on the calling thread), so that a later restart restores the run through
+ * them. 0 or -1.
  */
 int origin__dvr_restore_timeline(origin_stream_t *st, const origin_dvr_restore_t *r);
 void origin__dvr_restore_dispose(origin_dvr_restore_t *r);

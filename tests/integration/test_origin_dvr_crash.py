@@ -35,6 +35,39 @@ def gaps(o, path):
     return out
 
 
+def crash_mid_segment(o, pub):
+    """Sends SIGKILL to the origin right after a player fetched a part of the segment in progress;
+    returns that segment's number."""
+    in_progress = None
+    for _ in range(100):
+        pl = playlist(o, "/live/dvr/v.m3u8")
+        if pl and pl["open_parts"]:
+            p = pl["open_parts"][-1]
+            st, _, body = o.get(f"/live/dvr/{p['uri']}")
+            if st == 200 and body:
+                in_progress = p["msn"]
+                o.signal(signal.SIGKILL)
+                break
+        time.sleep(0.05)
+    check(in_progress is not None, f"{o.name}: a part of segment {in_progress} in progress was "
+                                   f"served, then the origin got SIGKILL")
+    if in_progress is not None:
+        o.p.wait(5)
+    pub.stop()
+    check(not o.died_badly(), f"{o.name} died of the SIGKILL we sent, nothing else")
+    return in_progress
+
+
+def fetch_all(o, into):
+    """Fetches every complete segment the DVR playlists list, as players do."""
+    for k in ("v", "a"):
+        pl = playlist(o, f"/live/dvr/{k}.m3u8?dvr=1")
+        for s in pl["segments"] if pl else []:
+            st, _, body = o.get(f"/live/dvr/{s['uri']}")
+            if st == 200 and s["uri"] not in into:
+                into[s["uri"]] = (s["msn"], body)
+
+
 def main():
     o = Origin(extra_conf=CONF)
     pub = ffmpeg_publish(o.srt_url("live/dvr"), seconds=None, size="320x240", gop=30, name="pub1")
@@ -44,32 +77,10 @@ def main():
 
     # Fetch every complete segment of both tracks, as players of the earlier run did.
     before = {}
-    for k in ("v", "a"):
-        pl = playlist(o, f"/live/dvr/{k}.m3u8?dvr=1")
-        for s in pl["segments"] if pl else []:
-            st, _, body = o.get(f"/live/dvr/{s['uri']}")
-            if st == 200:
-                before[s["uri"]] = (s["msn"], body)
+    fetch_all(o, before)
     check(len(before) >= 8, f"segments of both tracks fetched before the crash ({len(before)})")
 
-    # Kill the origin right after a player fetched a part of the segment in progress.
-    in_progress, part = None, None
-    for _ in range(100):
-        pl = playlist(o, "/live/dvr/v.m3u8")
-        if pl and pl["open_parts"]:
-            p = pl["open_parts"][-1]
-            st, _, body = o.get(f"/live/dvr/{p['uri']}")
-            if st == 200 and body:
-                in_progress, part = p["msn"], body
-                o.signal(signal.SIGKILL)
-                break
-        time.sleep(0.05)
-    check(in_progress is not None, f"a part of segment {in_progress} in progress was served, "
-                                   f"then the origin got SIGKILL")
-    if in_progress is not None:
-        o.p.wait(5)
-    pub.stop()
-    check(not o.died_badly(), "the origin died of the SIGKILL we sent, nothing else")
+    in_progress = crash_mid_segment(o, pub)
     if in_progress is None:
         return
 
@@ -123,9 +134,32 @@ def main():
               f"the DVR MPD lists the earlier run's Period and the new one ({st})")
         st, _, body = o2.get(f"/live/dvr/v/{in_progress}.0.m4s")
         check(st == 404, f"no part is served under the number in progress at the crash ({st})")
-    pub2.stop()
-    check(o2.alive() and not o2.died_badly(), "origin still running")
-    check(o2.stop_clean(), "origin exits 0")
+    # A second crash, with nothing made up this time: what both runs served stays as it was.
+    wait_for(lambda: (lambda p: p if p and len(p["segments"]) >= 2 else None)(
+        playlist(o2, "/live/dvr/v.m3u8")), 10, 0.25)
+    fetch_all(o2, before)
+    in_progress2 = crash_mid_segment(o2, pub2)
+    if in_progress2 is None:
+        return
+    o3 = Origin(data=o.data, name="origin3", extra_conf=CONF)
+    pub3 = ffmpeg_publish(o3.srt_url("live/dvr"), seconds=None, size="320x240", gop=30,
+                          name="pub3")
+    live = wait_for(lambda: (lambda p: p if p and p["segments"] else None)(
+        playlist(o3, "/live/dvr/v.m3u8")), 20, 0.25)
+    first_new = live["segments"][0]["msn"] if live else None
+    check(live is not None and in_progress2 < first_new <= in_progress2 + 2,
+          f"after a second crash numbering continues past its segment in progress "
+          f"({in_progress2} -> {first_new})")
+    same = [u for u, (_, b) in before.items() if o3.get(f"/live/dvr/{u}")[2] == b]
+    check(len(same) == len(before),
+          f"every segment either run served is served byte for byte ({len(same)} of {len(before)})")
+    p = playlist(o3, "/live/dvr/v.m3u8?dvr=1")
+    msns = [s["msn"] for s in p["segments"]] if p else []
+    check(msns and msns[0] == 0 and set(m for _, (m, _) in before.items()) <= set(msns),
+          f"the DVR playlist lists both earlier runs ({msns[:1]}..{msns[-1:]})")
+    pub3.stop()
+    check(o3.alive() and not o3.died_badly(), "origin still running")
+    check(o3.stop_clean(), "origin exits 0")
 
 
 if __name__ == "__main__":

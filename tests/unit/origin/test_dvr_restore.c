@@ -158,6 +158,16 @@ static void test_crash_mid_segment(void **state)
     origin__dvr_restore_dispose(&r);
     assert_false(exists(f, "v/5.m4s"));
     assert_false(exists(f, "a/5.m4s.tmp"));
+    /* The torn line is cut off, so that the next run's first line starts a line of its own. */
+    char p[256], tail[32] = "";
+    snprintf(p, sizeof(p), "%s/index.log", f->dir);
+    FILE *ix2 = fopen(p, "r");
+    assert_non_null(ix2);
+    assert_int_equal(fseek(ix2, -(long)sizeof("crc=00000000\n") + 1, SEEK_END), 0);
+    assert_non_null(fgets(tail, sizeof(tail), ix2));
+    fclose(ix2);
+    assert_string_equal(tail + strlen(tail) - 1, "\n");
+    assert_memory_equal(tail, "crc=", 4);
     assert_false(exists(f, "v/init-3.mp4.tmp"));
     assert_true(exists(f, "v/init-2.mp4"));
     assert_true(exists(f, "v/notes.txt"));
