@@ -100,21 +100,27 @@ static origin_stream_t *stream_new(struct origin *o, const char *name)
     st->created_ms = sw_now_ms();
 
     hls_stream_config_t cfg = o->hls_cfg;
-    uint64_t next_msn = 0;
-    int64_t origin_ms = 0;
-    uint32_t init_gen = 0;
-    int clean = 0;
-    if (origin__dvr_restore(o, name, &next_msn, &origin_ms, &init_gen, &clean) == 0) {
-        cfg.first_msn = next_msn;
-        cfg.origin_ms = origin_ms;
-        cfg.first_init_gen = init_gen;
-        sw_log(SW_LOG_INFO, "origin", "%s: continuing after a restart at media sequence %llu", name,
-               (unsigned long long)next_msn);
-    }
-    if (hls_stream_new(&st->hls, &cfg, &hls_cbs, st) != 0)
+    origin_dvr_restore_t r;
+    int restored = origin__dvr_restore(o, name, &r);
+    if (restored == ORIGIN_ERR_NOMEM)
         goto fail;
-    if (clean && origin__dvr_restore_timeline(st, next_msn) != 0)
-        sw_log(SW_LOG_WARN, "origin", "%s: the earlier run's timeline was not restored", name);
+    if (restored == 0) {
+        cfg.first_msn = r.next_msn;
+        cfg.origin_ms = r.origin_ms;
+        cfg.first_init_gen = r.init_gen;
+        sw_log(SW_LOG_INFO, "origin", "%s: continuing after a %s at media sequence %llu", name,
+               r.clean ? "restart" : "crash", (unsigned long long)r.next_msn);
+    }
+    if (hls_stream_new(&st->hls, &cfg, &hls_cbs, st) != 0) {
+        if (restored == 0)
+            origin__dvr_restore_dispose(&r);
+        goto fail;
+    }
+    if (restored == 0) {
+        if (origin__dvr_restore_timeline(st, &r) != 0)
+            sw_log(SW_LOG_WARN, "origin", "%s: the earlier run's timeline was not restored", name);
+        origin__dvr_restore_dispose(&r);
+    }
     if (origin__dvr_open(st) != 0)
         goto fail_hls;
     st->next = o->streams;

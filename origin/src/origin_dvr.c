@@ -9,7 +9,13 @@
  * Disk work runs on libuv's thread pool (uv_queue_work), never on the loop: each job holds
  * references on the part buffers it writes. A segment is written under a temporary name and
  * renamed, so a reader never sees half a file. The index is appended with O_APPEND, one write per
- * line.
+ * line (its format: origin_dvrindex.c), after the segment's rename: a line means a whole file.
+ *
+ * Nothing is fsynced per segment: a crash of the process (kill -9, an abort) keeps every write
+ * that returned, since the page cache outlives the process, and a power cut is left to the
+ * checksums, which catch the torn or zeroed tail it may leave. After a crash, a restart keeps
+ * every segment whose line is valid and whose file has the logged size, deletes what was cut
+ * short, and numbers past everything the earlier run handed out (origin__dvr_restore).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -27,13 +33,15 @@
 #include "sw/log.h"
 
 #define DVR_MAX_PARTS 256
-/* Bytes of index.log before it is compacted, and of its tail that compaction keeps. */
-#ifndef INDEX_MAX
-#define INDEX_MAX (1 << 20)
-#endif
-#ifndef INDEX_KEEP
-#define INDEX_KEEP (64 << 10)
-#endif
+/* index.log is compacted when it passes twice its size after the last compaction, and at least
+ * this: a 2 h window of 2 s segments is about 800 KB of lines. */
+#define INDEX_MIN_LIMIT (1 << 20)
+/* Compaction keeps the lines of segments that end inside the window and this much before it, so
+ * that a restart a little later still finds the whole window. */
+#define INDEX_SLACK_MS 60000
+/* After a crash, at most this many lost numbers are filled with gap segments to join a track's
+ * restored run to the new run's first number; a track further behind is not restored. */
+#define RESTORE_MAX_GAPS 8
 
 typedef struct dvr_job {
     uv_work_t work;
@@ -121,7 +129,7 @@ static void do_read(dvr_job_t *j)
         j->rv = errno;
         return;
     }
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > (64 << 20)) {
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > ORIGIN_DVR_MAX_BYTES) {
         j->rv = EINVAL;
         close(fd);
         return;
@@ -175,35 +183,72 @@ static void do_prune(dvr_job_t *j)
     }
 }
 
-/* Keeps the last INDEX_KEEP bytes (whole lines) of the index. Runs in the stream's FIFO, so no
- * other job appends meanwhile; the stream's descriptor is reopened by on_work_done(). */
+/* Reads a whole file into a new buffer; NULL with errno set. */
+static char *read_whole(const char *path, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat sb;
+    char *buf = NULL;
+    if (fd < 0)
+        return NULL;
+    if (fstat(fd, &sb) != 0)
+        goto out;
+    size_t size = (size_t)sb.st_size, got = 0;
+    if ((buf = malloc(size + 1)) == NULL) {
+        errno = ENOMEM;
+        goto out;
+    }
+    while (got < size) {
+        ssize_t r = read(fd, buf + got, size - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    *len = got;
+out:
+    close(fd);
+    return buf;
+}
+
+/*
+ * Drops the lines of segments that ended before the window (measured from the newest line's
+ * segment), so that the index covers the whole window however long it is. Runs in the stream's
+ * FIFO, so no other job appends meanwhile; the stream's descriptor is reopened by on_work_done().
+ * The window is read from the origin's configuration, which does not change after origin_new().
+ * The new file is fsynced before it replaces the old one: a rename that reached the disk before
+ * the data would otherwise leave an empty index after a power cut.
+ */
 static void do_compact(dvr_job_t *j)
 {
     char tmp[1200];
-    int in = open(j->path, O_RDONLY | O_CLOEXEC);
-    if (in < 0) {
+    size_t len = 0;
+    char *buf = read_whole(j->path, &len);
+    if (buf == NULL) {
         j->rv = errno;
         return;
     }
-    off_t size = lseek(in, 0, SEEK_END);
-    off_t from = size > INDEX_KEEP ? size - INDEX_KEEP : 0;
-    char *buf = malloc(INDEX_KEEP);
-    ssize_t n = buf != NULL ? pread(in, buf, INDEX_KEEP, from) : -1;
-    close(in);
-    if (n < 0) {
-        j->rv = buf != NULL ? errno : ENOMEM;
-        free(buf);
-        return;
+    int64_t newest = INT64_MIN;
+    for (const char *p = buf, *end = buf + len; p < end;) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t n = nl != NULL ? (size_t)(nl - p) + 1 : (size_t)(end - p);
+        origin_dvr_line_t l;
+        const char *why;
+        if (origin__dvr_line_parse(p, n, &l, &why) == 0 && l.type == ORIGIN_DVR_LINE_SEG &&
+            l.seg.pdt_ms > newest)
+            newest = l.seg.pdt_ms;
+        p += n;
     }
-    char *start = buf;
-    if (from > 0) { /* drop the partial first line */
-        char *nl = memchr(buf, '\n', (size_t)n);
-        start = nl != NULL ? nl + 1 : buf + n;
-    }
+    int64_t keep_from = newest == INT64_MIN
+                            ? INT64_MIN
+                            : newest - (int64_t)j->o->hls_cfg.window_ms - INDEX_SLACK_MS;
+    size_t n = origin__dvr_index_compact(buf, len, keep_from, buf);
     snprintf(tmp, sizeof(tmp), "%s.tmp", j->path);
     int out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    struct iovec iov = {start, (size_t)(buf + n - start)};
-    if (out < 0 || write_all(out, &iov, 1) != 0 || close(out) != 0 || rename(tmp, j->path) != 0) {
+    struct iovec iov = {buf, n};
+    if (out < 0 || write_all(out, &iov, 1) != 0 || fsync(out) != 0 || close(out) != 0 ||
+        rename(tmp, j->path) != 0) {
         j->rv = errno;
         unlink(tmp);
     }
@@ -282,6 +327,8 @@ static void on_work_done(uv_work_t *w, int status)
         struct stat sb;
         st->index_bytes =
             st->index_fd >= 0 && fstat(st->index_fd, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+        st->index_limit =
+            st->index_bytes * 2 > INDEX_MIN_LIMIT ? st->index_bytes * 2 : INDEX_MIN_LIMIT;
     }
     origin_stream_t *st = j->st;
     for (uint32_t i = 0; i < j->nbufs; i++)
@@ -356,6 +403,17 @@ int origin__dvr_open(origin_stream_t *st)
 
     struct stat sb;
     st->index_bytes = fstat(st->index_fd, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+    /* A run that crashes before its first segment is logged may have served parts of that
+     * segment: the start line keeps its number from being handed out again. */
+    dvr_job_t *sj = job_new(st->o, JOB_WRITE);
+    if (sj != NULL) {
+        snprintf(sj->line, sizeof(sj->line), "start %" PRIu64 "\n",
+                 hls_stream_get_config(st->hls)->first_msn);
+        sj->index_fd = st->index_fd;
+        st->index_bytes += strlen(sj->line);
+        job_queue_ordered(st, sj);
+    }
+    st->index_limit = st->index_bytes * 2 > INDEX_MIN_LIMIT ? st->index_bytes * 2 : INDEX_MIN_LIMIT;
 
     dvr_job_t *j = job_new(st->o, JOB_PRUNE);
     if (j != NULL) {
@@ -419,18 +477,15 @@ void origin__dvr_write_segment(origin_stream_t *st, int kind, const hls_segment_
     for (uint32_t i = 0; i < seg->nparts; i++)
         if (seg->parts[i].data != NULL)
             j->bufs[j->nbufs++] = sw_rbuf_ref(seg->parts[i].data);
-    snprintf(j->line, sizeof(j->line),
-             "seg %s %" PRIu64 " %" PRId64 " %" PRIu64 " %" PRId64 " %u %u %" PRIu64 " %" PRId64
-             " %u %u\n",
-             origin__kind_dir(kind), seg->msn, seg->start, seg->duration, seg->pdt_ms,
-             seg->init_gen, seg->discontinuity, seg->bytes, hls_stream_origin_ms(st->hls),
-             hls_stream_track(st->hls, kind)->timescale, seg->gap);
+    if (origin__dvr_line_format(j->line, sizeof(j->line), kind, seg, hls_stream_origin_ms(st->hls),
+                                hls_stream_track(st->hls, kind)->timescale) < 0)
+        j->line[0] = '\0'; /* cannot happen: a line is under 256 bytes */
     j->index_fd = st->index_fd;
     st->index_bytes += strlen(j->line);
     job_queue_ordered(st, j);
-    if (st->index_bytes > INDEX_MAX && (j = job_new(st->o, JOB_COMPACT)) != NULL) {
+    if (st->index_bytes > st->index_limit && (j = job_new(st->o, JOB_COMPACT)) != NULL) {
         snprintf(j->path, sizeof(j->path), "%s/index.log", st->dir);
-        st->index_bytes = INDEX_KEEP; /* until the reopen says exactly */
+        st->index_limit = UINT64_MAX; /* until the reopen sets it again */
         job_queue_ordered(st, j);
     }
 }
@@ -460,137 +515,272 @@ void origin__dvr_serve(origin_stream_t *st, sw_http_req_t *req, int kind, const 
     job_queue(j);
 }
 
-/*
- * One line of index.log. Returns 1 for a segment line (timescale 0 when the line predates it; the
- * gap flag, last, came later still).
- */
-static int index_line(const char *line, int *kind, hls_segment_t *seg, int64_t *origin_ms,
-                      uint32_t *timescale)
+/* Appends a valid segment line to its track's list. */
+static int restore_add(origin_dvr_restore_t *r, const origin_dvr_line_t *l)
 {
-    char k[4];
-    unsigned gen, disc, ts = 0, gap = 0;
-    memset(seg, 0, sizeof(*seg));
-    int n = sscanf(line,
-                   "seg %3s %" SCNu64 " %" SCNd64 " %" SCNu64 " %" SCNd64 " %u %u %" SCNu64
-                   " %" SCNd64 " %u %u",
-                   k, &seg->msn, &seg->start, &seg->duration, &seg->pdt_ms, &gen, &disc,
-                   &seg->bytes, origin_ms, &ts, &gap);
-    if (n < 9 || (strcmp(k, "v") != 0 && strcmp(k, "a") != 0))
-        return 0;
-    *kind = k[0] == 'v' ? HLS_VIDEO : HLS_AUDIO;
-    seg->init_gen = gen;
-    seg->discontinuity = (uint8_t)(disc != 0);
-    seg->gap = (uint8_t)(n == 11 && gap != 0);
-    *timescale = n >= 10 ? ts : 0;
-    return 1;
-}
-
-int origin__dvr_restore(struct origin *o, const char *name, uint64_t *next_msn, int64_t *origin_ms,
-                        uint32_t *init_gen, int *clean)
-{
-    char p[1100];
-    snprintf(p, sizeof(p), "%s/%s/index.log", o->data_dir, name);
-    FILE *f = fopen(p, "r");
-    if (f == NULL)
-        return -1;
-
-    char line[512];
-    int found = 0;
-    uint64_t max_msn = 0;
-    int64_t om = 0;
-    unsigned max_gen = 0;
-    *clean = 0;
-    while (fgets(line, sizeof(line), f) != NULL) {
-        hls_segment_t seg;
-        int kind;
-        int64_t line_origin;
-        uint32_t ts;
-        if (strcmp(line, "end\n") == 0) {
-            *clean = found;
-            continue;
-        }
-        if (!index_line(line, &kind, &seg, &line_origin, &ts))
-            continue;
-        *clean = 0;
-        if (!found || seg.msn >= max_msn) {
-            max_msn = seg.msn;
-            om = line_origin;
-        }
-        if (seg.init_gen > max_gen)
-            max_gen = seg.init_gen;
-        found = 1;
+    int k = l->kind;
+    if (r->nlines[k] == r->cap[k]) {
+        size_t c = r->cap[k] ? r->cap[k] * 2 : 256;
+        origin_dvr_line_t *g = realloc(r->lines[k], c * sizeof(*g));
+        if (g == NULL)
+            return ORIGIN_ERR_NOMEM;
+        r->lines[k] = g;
+        r->cap[k] = c;
     }
-    fclose(f);
-    if (!found)
-        return -1;
-    /* After a crash, skip one number: the segment that was being written may have been served
-     * in part under the next number. After a clean stop every segment was finished and logged. */
-    *next_msn = max_msn + (*clean ? 1 : 2);
-    *origin_ms = om;
-    /* The init segments of the earlier run stay on disk for its segments: number past them. */
-    *init_gen = max_gen;
+    r->lines[k][r->nlines[k]++] = *l;
     return 0;
 }
 
-int origin__dvr_restore_timeline(origin_stream_t *st, uint64_t next_msn)
+/* A segment file name: "MSN.m4s", or "MSN.m4s.tmp" with `tmp`. 1 with *msn, or 0. */
+static int segment_name(const char *s, uint64_t *msn, int *tmp)
 {
-    char p[1100];
-    hls_segment_t *segs[HLS_NTRACKS] = {NULL, NULL};
-    uint32_t ts[HLS_NTRACKS] = {0, 0};
-    size_t n[HLS_NTRACKS] = {0, 0}, cap[HLS_NTRACKS] = {0, 0};
+    uint64_t v = 0;
+    int digits = 0;
+    for (; *s >= '0' && *s <= '9' && digits < 18; s++, digits++)
+        v = v * 10 + (uint64_t)(*s - '0');
+    if (digits == 0)
+        return 0;
+    *tmp = strcmp(s, ".m4s.tmp") == 0;
+    *msn = v;
+    return *tmp || strcmp(s, ".m4s") == 0;
+}
+
+/*
+ * The file names in v/ and a/: the numbers and init generations handed out, whatever index.log
+ * says, and what a crash cut short, deleted here: temporary files (a write in progress), and
+ * segment files past the track's last valid line (renamed, but killed before their line was
+ * appended; deleted rather than restored, since nothing vouches for them).
+ */
+static void restore_scan(const char *dir, origin_dvr_restore_t *r, uint64_t *max_msn, int *have_msn,
+                         int *found)
+{
+    for (int k = 0; k < HLS_NTRACKS; k++) {
+        char sub[1200];
+        uint64_t last_valid = r->nlines[k] ? r->lines[k][r->nlines[k] - 1].seg.msn : 0;
+        snprintf(sub, sizeof(sub), "%s/%s", dir, origin__kind_dir(k));
+        DIR *d = opendir(sub);
+        if (d == NULL)
+            continue;
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            char p[1500];
+            uint64_t msn;
+            int tmp, drop = 0;
+            size_t n = strlen(e->d_name);
+            snprintf(p, sizeof(p), "%s/%s", sub, e->d_name);
+            if (strncmp(e->d_name, "init-", 5) == 0) {
+                unsigned long g = strtoul(e->d_name + 5, NULL, 10);
+                if (g <= UINT32_MAX && g > r->init_gen)
+                    r->init_gen = (uint32_t)g;
+                *found = 1;
+                drop = n > 4 && strcmp(e->d_name + n - 4, ".tmp") == 0;
+            } else if (segment_name(e->d_name, &msn, &tmp)) {
+                if (!*have_msn || msn > *max_msn)
+                    *max_msn = msn;
+                *have_msn = *found = 1;
+                /* Without a single valid line for the track there is nothing to tell a cut
+                 * short file from an old one: only temporary files go then. */
+                drop = tmp || (r->nlines[k] > 0 && msn > last_valid);
+            } else {
+                continue;
+            }
+            if (drop && unlink(p) == 0)
+                sw_log(SW_LOG_WARN, "dvr", "%s: removed, left incomplete by a crash", p);
+        }
+        closedir(d);
+    }
+}
+
+/* Checks a segment line against its file: a gap has none; a segment's must have the logged
+ * size. A file of another size is deleted (it is not what the line describes); a missing one is
+ * a segment that expired, or whose write failed. Returns 1 when the line can be restored. */
+static int restore_check_file(const char *dir, const origin_dvr_line_t *l)
+{
+    char p[1200];
+    struct stat sb;
+    if (l->seg.gap)
+        return 1;
+    snprintf(p, sizeof(p), "%s/%s/%" PRIu64 ".m4s", dir, origin__kind_dir(l->kind), l->seg.msn);
+    if (stat(p, &sb) != 0)
+        return 0;
+    if (S_ISREG(sb.st_mode) && (uint64_t)sb.st_size == l->seg.bytes)
+        return 1;
+    sw_log(SW_LOG_WARN, "dvr", "%s: %lld bytes where index.log says %" PRIu64 "; removed", p,
+           (long long)sb.st_size, l->seg.bytes);
+    unlink(p);
+    return 0;
+}
+
+int origin__dvr_restore(struct origin *o, const char *name, origin_dvr_restore_t *r)
+{
+    char dir[1100], p[1200];
+    size_t len = 0;
+    uint64_t max_msn = 0;
+    int have_msn = 0, bad = 0, rv;
+    uint64_t run_first = 0; /* the first number of the last run that began */
+    int have_run = 0;
+
+    memset(r, 0, sizeof(*r));
+    snprintf(dir, sizeof(dir), "%s/%s", o->data_dir, name);
+    snprintf(p, sizeof(p), "%s/index.log", dir);
+    char *buf = read_whole(p, &len);
+    if (buf == NULL && errno == ENOMEM)
+        return ORIGIN_ERR_NOMEM;
+    /* An index, even empty, means an earlier run: it is created with the stream. */
+    int found = buf != NULL;
+    for (size_t off = 0, lineno = 1; buf != NULL && off < len; lineno++) {
+        const char *nl = memchr(buf + off, '\n', len - off);
+        size_t n = nl != NULL ? (size_t)(nl - (buf + off)) + 1 : len - off;
+        origin_dvr_line_t l;
+        const char *why;
+        if (origin__dvr_line_parse(buf + off, n, &l, &why) != 0) {
+            /* Only the tail of the file can be garbage after a crash; anything after it is
+             * still read, since a later run appended it. */
+            if (bad++ == 0)
+                sw_log(SW_LOG_WARN, "dvr", "%s line %zu: %s; skipped", p, lineno, why);
+            r->clean = 0;
+        } else if (l.type == ORIGIN_DVR_LINE_END) {
+            r->clean = 1;
+        } else if (l.type == ORIGIN_DVR_LINE_START) {
+            r->clean = 0;
+            run_first = l.seg.msn;
+            have_run = 1;
+        } else {
+            r->clean = 0;
+            if (!have_msn || l.seg.msn >= max_msn) {
+                max_msn = l.seg.msn;
+                r->origin_ms = l.origin_ms;
+            }
+            if (l.seg.init_gen > r->init_gen)
+                r->init_gen = l.seg.init_gen;
+            have_msn = 1;
+            if (restore_check_file(dir, &l) && (rv = restore_add(r, &l)) != 0) {
+                free(buf);
+                origin__dvr_restore_dispose(r);
+                return rv;
+            }
+        }
+        off += n;
+    }
+    /* A torn last line would glue itself to the next run's first line: cut it off. */
+    if (buf != NULL && len > 0 && buf[len - 1] != '\n') {
+        size_t keep = len - 1;
+        while (keep > 0 && buf[keep - 1] != '\n')
+            keep--;
+        if (truncate(p, (off_t)keep) != 0)
+            sw_log(SW_LOG_WARN, "dvr", "%s: cannot cut its torn last line: %s", p, strerror(errno));
+    }
+    free(buf);
+    if (bad > 1)
+        sw_log(SW_LOG_WARN, "dvr", "%s: %d lines skipped in all", p, bad);
+    int clean = r->clean;
+    restore_scan(dir, r, &max_msn, &have_msn, &found);
+    if (!found) {
+        origin__dvr_restore_dispose(r);
+        return 1;
+    }
+    /*
+     * After a clean stop every segment was finished and logged: numbering continues right after
+     * the last. After a crash, the segment after the highest number found (in a line or a file
+     * name) was in progress and players may have fetched its parts: it is skipped too, so that
+     * no number ever names two different media. That may be the first number of a run that
+     * crashed before logging a segment: its start line says which.
+     */
+    r->next_msn = have_msn ? max_msn + (clean ? 1 : 2) : 0;
+    if (have_run && run_first + (clean ? 0 : 1) > r->next_msn)
+        r->next_msn = run_first + (clean ? 0 : 1);
+    if (!clean && !have_msn && !have_run)
+        r->next_msn = 1; /* a run of an older origin that logged nothing began at 0 */
+    return 0;
+}
+
+void origin__dvr_restore_dispose(origin_dvr_restore_t *r)
+{
+    for (int k = 0; k < HLS_NTRACKS; k++) {
+        free(r->lines[k]);
+        r->lines[k] = NULL;
+        r->nlines[k] = r->cap[k] = 0;
+    }
+}
+
+/* Restores track k: its run of segments ending at its last valid line, then gap segments up to
+ * r->next_msn - 1. */
+static int restore_track(origin_stream_t *st, const origin_dvr_restore_t *r, int k, sw_str_t *gaps)
+{
+    const origin_dvr_line_t *ls = r->lines[k];
+    size_t n = r->nlines[k], first = 0;
+    uint32_t ts = 0;
+
+    /* The last run of increasing numbers at one timescale: a sample rate change, or numbers
+     * going back (an index older than the rule that numbers never do), starts a new one. */
+    while (n > 0 && ls[n - 1].seg.msn >= r->next_msn)
+        n--;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t t = ls[i].timescale != 0 ? ls[i].timescale : k == HLS_VIDEO ? 90000 : 0;
+        if (t == 0 || (i > first && (t != ts || ls[i].seg.msn <= ls[i - 1].seg.msn)))
+            first = t == 0 ? i + 1 : i;
+        ts = t;
+    }
+    if (first >= n || ts == 0)
+        return 0;
+    const hls_segment_t *last = &ls[n - 1].seg;
+    if (r->next_msn - 1 - last->msn > RESTORE_MAX_GAPS) {
+        sw_log(SW_LOG_INFO, "dvr", "%s: the %s track ended %" PRIu64 " numbers early; not restored",
+               st->name, k == HLS_VIDEO ? "video" : "audio", r->next_msn - 1 - last->msn);
+        return 0;
+    }
+    /* Back from the last segment while the numbers have no hole and inside the window. */
+    size_t from = n - 1;
+    int64_t oldest = last->pdt_ms - (int64_t)st->o->hls_cfg.window_ms;
+    while (from > first && ls[from - 1].seg.msn + 1 == ls[from].seg.msn &&
+           ls[from - 1].seg.pdt_ms >= oldest)
+        from--;
+    for (size_t i = from; i < n; i++)
+        if (hls_stream_restore_segment(st->hls, k, &ls[i].seg, ts) != 0)
+            return -1;
+    /* The numbers handed out whose media is lost: gaps of the target duration each, so that the
+     * numbers stay contiguous and both tracks end right before the new run's first. */
+    hls_segment_t gap = *last;
+    uint64_t ngaps = r->next_msn - 1 - last->msn;
+    for (uint64_t i = 0; i < ngaps; i++) {
+        gap.start += (int64_t)gap.duration;
+        gap.pdt_ms += (int64_t)(gap.duration * 1000 / ts);
+        gap.msn++;
+        gap.duration = (uint64_t)st->o->hls_cfg.segment_ms * ts / 1000;
+        gap.discontinuity = 0;
+        gap.gap = 1;
+        gap.bytes = 0;
+        if (hls_stream_restore_segment(st->hls, k, &gap, ts) != 0)
+            return -1;
+        char line[256];
+        if (origin__dvr_line_format(line, sizeof(line), k, &gap, r->origin_ms, ts) > 0)
+            sw_str_puts(gaps, line);
+    }
+    sw_log(SW_LOG_INFO, "dvr",
+           "%s: %s timeline of the earlier run restored: %zu segments, %" PRIu64 " lost (gaps)",
+           st->name, k == HLS_VIDEO ? "video" : "audio", n - from, ngaps);
+    return 0;
+}
+
+int origin__dvr_restore_timeline(origin_stream_t *st, const origin_dvr_restore_t *r)
+{
+    sw_str_t gaps;
     int rv = 0;
 
+    sw_str_init(&gaps);
+    for (int k = 0; k < HLS_NTRACKS && rv == 0; k++)
+        rv = restore_track(st, r, k, &gaps);
+    /* The gaps are on the timeline now: logged, a later restart restores the run through them.
+     * Written here, before the loop serves anything, like the rest of the restore. */
+    char p[1100];
     snprintf(p, sizeof(p), "%s/index.log", st->dir);
-    FILE *f = fopen(p, "r");
-    if (f == NULL)
-        return -1;
-    char line[512];
-    while (fgets(line, sizeof(line), f) != NULL) {
-        hls_segment_t seg;
-        int k;
-        int64_t om;
-        uint32_t t;
-        if (!index_line(line, &k, &seg, &om, &t) || seg.msn >= next_msn)
-            continue;
-        if (t == 0 && k == HLS_VIDEO)
-            t = 90000; /* a line from before the timescale was logged */
-        if (t == 0 || (ts[k] != 0 && t != ts[k]) ||
-            (n[k] > 0 && seg.msn <= segs[k][n[k] - 1].msn)) {
-            n[k] = 0; /* a sample rate change, or numbers going back: keep what follows */
-        }
-        if (t == 0)
-            continue;
-        ts[k] = t;
-        if (n[k] == cap[k]) {
-            size_t c = cap[k] ? cap[k] * 2 : 256;
-            hls_segment_t *g = realloc(segs[k], c * sizeof(*g));
-            if (g == NULL) {
-                rv = -1;
-                goto out;
-            }
-            segs[k] = g;
-            cap[k] = c;
-        }
-        segs[k][n[k]++] = seg;
+    int fd = gaps.len > 0 ? open(p, O_WRONLY | O_APPEND | O_CLOEXEC) : -1;
+    if (fd >= 0) {
+        struct iovec iov = {gaps.p, gaps.len};
+        if (write_all(fd, &iov, 1) != 0)
+            sw_log(SW_LOG_WARN, "dvr", "%s: %s", p, strerror(errno));
+        close(fd);
     }
-    for (int k = 0; k < HLS_NTRACKS; k++) {
-        /* The run without holes that ends right before the next number, inside the window. */
-        if (n[k] == 0 || segs[k][n[k] - 1].msn + 1 != next_msn)
-            continue;
-        size_t from = n[k] - 1;
-        int64_t oldest = segs[k][from].pdt_ms - (int64_t)st->o->hls_cfg.window_ms;
-        while (from > 0 && segs[k][from - 1].msn + 1 == segs[k][from].msn &&
-               segs[k][from - 1].pdt_ms >= oldest)
-            from--;
-        for (size_t i = from; i < n[k] && rv == 0; i++)
-            rv = hls_stream_restore_segment(st->hls, k, &segs[k][i], ts[k]);
-        if (rv == 0)
-            sw_log(SW_LOG_INFO, "dvr", "%s: %s timeline of the earlier run restored: %zu segments",
-                   st->name, k == HLS_VIDEO ? "video" : "audio", n[k] - from);
-    }
-out:
-    fclose(f);
-    free(segs[0]);
-    free(segs[1]);
-    return rv;
+    sw_str_dispose(&gaps);
+    return rv == 0 ? 0 : -1;
 }

@@ -101,6 +101,7 @@ struct origin_stream {
     origin_wait_list_t waiters[HLS_NTRACKS];
     int index_fd; /* data/NAME/index.log, appended per segment */
     uint64_t index_bytes;
+    uint64_t index_limit; /* compact index.log past this size (origin_dvr.c) */
     /* DVR writes of this stream, run one at a time in order (origin_dvr.c). */
     struct dvr_job *dvr_running, *dvr_head, *dvr_tail;
     origin_room_t room;
@@ -166,19 +167,85 @@ void origin__api_handle(struct origin *o, sw_http_req_t *req, const char *path);
 void origin__metrics_handle(struct origin *o, sw_http_req_t *req);
 void origin__latency_add(origin_latency_t *l, double ms);
 
+/* origin_dvrindex.c: the lines of index.log (pure; fuzzed by fuzz_origin_dvrindex). */
+#define ORIGIN_DVR_MAX_BYTES     (64u << 20) /* the largest segment file the DVR reads back */
+#define ORIGIN_DVR_MAX_TIMESCALE 1000000
+
+enum { ORIGIN_DVR_LINE_SEG = 1, ORIGIN_DVR_LINE_START = 2, ORIGIN_DVR_LINE_END = 3 };
+
+typedef struct origin_dvr_line {
+    int type;           /* ORIGIN_DVR_LINE_SEG, _START or _END */
+    int kind;           /* HLS_VIDEO or HLS_AUDIO (a segment line) */
+    hls_segment_t seg;  /* msn, start, duration, pdt_ms, init_gen, discontinuity, bytes, gap; no
+                           parts; complete. A start line: msn only, the run's first number. */
+    int64_t origin_ms;  /* the run's wall clock of output time 0 */
+    uint32_t timescale; /* 0 in a line written before the field was */
+    int checked;        /* it carried a checksum, which matched (older lines have none) */
+} origin_dvr_line_t;
+
+/** CRC-32 (IEEE 802.3, as zlib's crc32()) of `len` bytes. */
+uint32_t origin__dvr_crc32(const char *s, size_t len);
+/**
+ * Formats the index line of segment `seg` of track `kind`, with its checksum and a newline, into
+ * `buf`. Returns its length, or -1 when `size` is too small (256 bytes always suffice).
+ */
+int origin__dvr_line_format(char *buf, size_t size, int kind, const hls_segment_t *seg,
+                            int64_t origin_ms, uint32_t timescale);
+/**
+ * Parses one line of index.log: exactly `len` bytes (no NUL needed) ending with its newline.
+ * Returns 0 with `out` filled, or -1 with `*err_desc` (a static string) saying why: a torn line
+ * (no newline), a checksum mismatch, a bad field or a value out of range. Never reads outside
+ * [line, line + len).
+ */
+int origin__dvr_line_parse(const char *line, size_t len, origin_dvr_line_t *out,
+                           const char **err_desc);
+/**
+ * Compaction of index.log: copies to `out` (room for `len` bytes; may not overlap `in` unless it
+ * is `in`) the segment lines of `in` that end after `keep_from_ms` (unix ms), dropping the
+ * rest, "end" lines and lines that do not parse. Returns the bytes written.
+ */
+size_t origin__dvr_index_compact(const char *in, size_t len, int64_t keep_from_ms, char *out);
+
 /* origin_dvr.c: the DVR window on disk. */
 int origin__dvr_open(origin_stream_t *st);
 void origin__dvr_close(origin_stream_t *st);
 void origin__dvr_write_init(origin_stream_t *st, int kind, uint32_t gen, sw_rbuf_t *init);
 void origin__dvr_write_segment(origin_stream_t *st, int kind, const hls_segment_t *seg);
 void origin__dvr_expire(origin_stream_t *st, int kind, uint64_t msn);
-/* Reads data/NAME/index.log: the next msn and the wall clock of output time 0 of a past run, and
- * whether it stopped cleanly. */
-int origin__dvr_restore(struct origin *o, const char *name, uint64_t *next_msn, int64_t *origin_ms,
-                        uint32_t *init_gen, int *clean);
-/* After a clean stop: puts the earlier run's segments (the DVR window, without holes, ending right
- * before next_msn) back on st's timeline, so that DVR playlists still list them. 0 or -1. */
-int origin__dvr_restore_timeline(origin_stream_t *st, uint64_t next_msn);
+/*
+ * What an earlier run left in data/NAME, read by origin__dvr_restore(): the index lines that are
+ * valid (they parse, and a segment's file is on disk with the logged size), where numbering goes
+ * on, and whether that run stopped cleanly.
+ */
+typedef struct origin_dvr_restore {
+    uint64_t next_msn; /* past every number the earlier run may have handed out */
+    int64_t origin_ms; /* the wall clock of its output time 0 */
+    uint32_t init_gen; /* the highest init generation on disk or in the index */
+    int clean;         /* index.log ends with "end" */
+    origin_dvr_line_t *lines[HLS_NTRACKS]; /* each track's valid segment lines, in file order */
+    size_t nlines[HLS_NTRACKS], cap[HLS_NTRACKS];
+} origin_dvr_restore_t;
+
+/*
+ * Reads data/NAME (index.log and the file names in v/ and a/) on the calling thread; run before
+ * the loop serves anything. After a crash it deletes what the crash cut short: a torn last line
+ * of index.log (cut off, so that the next line appended does not join it), temporary files,
+ * and segment files that no valid line describes past the track's last valid one, or whose size
+ * disagrees with their line; their numbers still count as handed out. Returns 0 with `r` filled
+ * (free with origin__dvr_restore_dispose), 1 when there is no earlier run, or ORIGIN_ERR_NOMEM
+ * (nothing to dispose in either case).
+ */
+int origin__dvr_restore(struct origin *o, const char *name, origin_dvr_restore_t *r);
+/*
+ * Puts the earlier run's segments back on st's timeline (st->hls was made with first_msn =
+ * r->next_msn), so that DVR playlists still list them: per track, the run without holes and
+ * inside the window ending at its last valid segment, then a gap segment for each number that was
+ * handed out but whose media is lost (after a crash: the segment in progress at least), which it
+ * appends to index.log (on the calling thread), so that a later restart restores the run through
+ * them. 0 or -1.
+ */
+int origin__dvr_restore_timeline(origin_stream_t *st, const origin_dvr_restore_t *r);
+void origin__dvr_restore_dispose(origin_dvr_restore_t *r);
 /* Serves data/NAME/{v,a}/FILE from disk (async read); 404 when absent. */
 void origin__dvr_serve(origin_stream_t *st, sw_http_req_t *req, int kind, const char *file,
                        const char *content_type);
