@@ -98,6 +98,11 @@ static origin_stream_t *stream_new(struct origin *o, const char *name)
     snprintf(st->name, sizeof(st->name), "%s", name);
     snprintf(st->dir, sizeof(st->dir), "%s/%s", o->data_dir, name);
     st->created_ms = sw_now_ms();
+    /* An earlier run's stream was last heard of when its index was last written. */
+    char index[1100];
+    struct stat sb;
+    snprintf(index, sizeof(index), "%s/index.log", st->dir);
+    st->last_media_ms = stat(index, &sb) == 0 ? (int64_t)sb.st_mtime * 1000 : 0;
 
     hls_stream_config_t cfg = o->hls_cfg;
     origin_dvr_restore_t r;
@@ -339,10 +344,56 @@ static const origin_ingest_cbs_t ingest_cbs = {
     .on_unpublish = on_unpublish,
 };
 
+/* When the stream was last live, by the wall clock: its last packet (for a stream of an earlier
+ * run, until it publishes again, the time its index was last written: stream_new()). Not its
+ * segments' PDT: a sender faster than real time puts those ahead of the clock. */
+static int64_t last_media_ms(const origin_stream_t *st)
+{
+    return st->last_media_ms != 0 ? st->last_media_ms : st->created_ms;
+}
+
+/*
+ * A stream offline for longer than the DVR window has nothing left to serve: it is forgotten, its
+ * memory freed and its folder removed, so that names published once (by anyone) do not pile up in
+ * memory and on disk, nor come back at every start. Its registry entry went when its publisher
+ * left (origin_redis.c). Checked every 10 s, and at start right after the restore.
+ */
+static void forget_gone(struct origin *o, int64_t now)
+{
+    origin_stream_t **pp = &o->streams;
+
+    o->next_forget_ms = now + 10000;
+    while (*pp != NULL) {
+        origin_stream_t *st = *pp;
+        int64_t last = last_media_ms(st);
+        if (st->pub != NULL || st->redis_pending > 0 ||
+            now - last <= (int64_t)o->hls_cfg.window_ms) {
+            pp = &st->next;
+            continue;
+        }
+        if (origin__dvr_remove(st) != 0) {
+            o->next_forget_ms = now; /* a write of it is queued: next tick */
+            pp = &st->next;
+            continue;
+        }
+        sw_log(SW_LOG_INFO, "origin",
+               "%s: offline for %llds, longer than dvr_window (%llds): forgotten (memory, DVR "
+               "folder)",
+               st->name, (long long)((now - last) / 1000),
+               (long long)(o->hls_cfg.window_ms / 1000));
+        *pp = st->next;
+        o->nstreams--;
+        o->streams_forgotten++;
+        stream_free(st);
+    }
+}
+
 static void on_tick(uv_timer_t *t)
 {
     struct origin *o = sw_container_of(t, struct origin, tick);
     int64_t now = sw_now_ms();
+    if (now >= o->next_forget_ms)
+        forget_gone(o, now);
     for (origin_stream_t *st = o->streams; st != NULL; st = st->next)
         origin__waiters_sweep(st, now);
     origin__rooms_sweep(o, now);
@@ -547,7 +598,9 @@ int origin_new(origin_t **out, uv_loop_t *loop, const origin_config_t *cfg, char
         goto fail_ingest;
     }
 
+    origin__remove_gone(o);
     restore_streams(o);
+    forget_gone(o, sw_now_ms());
     uv_timer_init(loop, &o->tick);
     uv_timer_start(&o->tick, on_tick, 250, 250);
     sw_log(SW_LOG_INFO, "origin", "listening: srt %s, http %s, data %s%s%s", cfg->srt, cfg->http,

@@ -246,6 +246,10 @@ void origin__metrics_handle(struct origin *o, sw_http_req_t *req)
         "shortwave_origin_publishes_total %" PRIu64 "\n"
         "# TYPE shortwave_origin_unpublishes_total counter\n"
         "shortwave_origin_unpublishes_total %" PRIu64 "\n"
+        "# HELP shortwave_origin_streams_forgotten_total Streams offline for longer than the DVR "
+        "window, removed with their folders.\n"
+        "# TYPE shortwave_origin_streams_forgotten_total counter\n"
+        "shortwave_origin_streams_forgotten_total %" PRIu64 "\n"
         "# HELP shortwave_origin_held_requests Requests held for a part not written yet.\n"
         "# TYPE shortwave_origin_held_requests gauge\n"
         "shortwave_origin_held_requests %zu\n"
@@ -255,8 +259,8 @@ void origin__metrics_handle(struct origin *o, sw_http_req_t *req)
         "shortwave_origin_held_timeouts_total %" PRIu64 "\n"
         "# TYPE shortwave_origin_dvr_write_errors_total counter\n"
         "shortwave_origin_dvr_write_errors_total %" PRIu64 "\n",
-        live, o->nstreams - live, o->publishes_total, o->unpublishes_total, waiters,
-        o->waiters_total, o->waiters_timed_out, o->dvr_write_errors);
+        live, o->nstreams - live, o->publishes_total, o->unpublishes_total, o->streams_forgotten,
+        waiters, o->waiters_total, o->waiters_timed_out, o->dvr_write_errors);
 
     sw_str_puts(&s,
                 "# HELP shortwave_origin_part_latency_ms From a frame leaving the demuxer to "

@@ -20,6 +20,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,7 +63,7 @@ typedef struct dvr_job {
     uint32_t keep_init_from; /* JOB_PRUNE: init segments of this generation on stay */
 } dvr_job_t;
 
-enum { JOB_WRITE, JOB_UNLINK, JOB_READ, JOB_PRUNE, JOB_COMPACT };
+enum { JOB_WRITE, JOB_UNLINK, JOB_READ, JOB_PRUNE, JOB_COMPACT, JOB_RMTREE };
 
 static int write_all(int fd, struct iovec *iov, int n)
 {
@@ -255,6 +256,13 @@ static void do_compact(dvr_job_t *j)
     free(buf);
 }
 
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)ftw;
+    return (flag == FTW_DP ? rmdir(path) : unlink(path)) != 0 && errno != ENOENT ? errno : 0;
+}
+
 static void on_work(uv_work_t *w)
 {
     dvr_job_t *j = sw_container_of(w, dvr_job_t, work);
@@ -274,6 +282,11 @@ static void on_work(uv_work_t *w)
         break;
     case JOB_COMPACT:
         do_compact(j);
+        break;
+    case JOB_RMTREE:
+        j->rv = nftw(j->path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        if (j->rv < 0)
+            j->rv = errno;
         break;
     }
 }
@@ -309,6 +322,8 @@ static void on_work_done(uv_work_t *w, int status)
             sw_http_respond(j->req, j->rv == ENOENT ? 404 : 500, h, SW_ARRAY_SIZE(h), msg,
                             strlen(msg));
         }
+    } else if (j->op == JOB_RMTREE && j->rv != 0) {
+        sw_log(SW_LOG_ERROR, "dvr", "removing %s: %s", j->path, strerror(j->rv));
     } else if ((j->op == JOB_WRITE || j->op == JOB_UNLINK) && j->rv != 0) {
         j->o->dvr_write_errors++;
         sw_log(SW_LOG_ERROR, "dvr", "%s %s: %s", j->op == JOB_WRITE ? "writing" : "removing",
@@ -446,6 +461,52 @@ void origin__dvr_close(origin_stream_t *st)
     if (st->index_fd >= 0)
         close(st->index_fd);
     st->index_fd = -1;
+}
+
+int origin__dvr_remove(origin_stream_t *st)
+{
+    char gone[1100];
+
+    if (st->dvr_running != NULL)
+        return -1;
+    if (st->index_fd >= 0)
+        close(st->index_fd);
+    st->index_fd = -1;
+    /* Renamed at once, so that a publisher of the same name arriving now starts afresh; removed
+     * on the thread pool. A name starting with '.' is no stream's (origin__remove_gone()). */
+    snprintf(gone, sizeof(gone), "%s/.gone-%s-%lld", st->o->data_dir, st->name,
+             (long long)sw_now_ms());
+    if (rename(st->dir, gone) != 0) {
+        if (errno != ENOENT)
+            sw_log(SW_LOG_ERROR, "dvr", "%s: cannot remove %s: %s", st->name, st->dir,
+                   strerror(errno));
+        return 0;
+    }
+    dvr_job_t *j = job_new(st->o, JOB_RMTREE);
+    if (j == NULL)
+        return 0; /* left for the next start's origin__remove_gone() */
+    snprintf(j->path, sizeof(j->path), "%s", gone);
+    job_queue(j);
+    return 0;
+}
+
+void origin__remove_gone(struct origin *o)
+{
+    DIR *d = opendir(o->data_dir);
+    struct dirent *e;
+
+    if (d == NULL)
+        return;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, ".gone-", 6) != 0)
+            continue;
+        dvr_job_t *j = job_new(o, JOB_RMTREE);
+        if (j == NULL)
+            break;
+        snprintf(j->path, sizeof(j->path), "%s/%s", o->data_dir, e->d_name);
+        job_queue(j);
+    }
+    closedir(d);
 }
 
 void origin__dvr_write_init(origin_stream_t *st, int kind, uint32_t gen, sw_rbuf_t *init)

@@ -105,6 +105,9 @@ struct origin_stream {
     /* DVR writes of this stream, run one at a time in order (origin_dvr.c). */
     struct dvr_job *dvr_running, *dvr_head, *dvr_tail;
     origin_room_t room;
+    /* Redis replies still to come that name this stream (a room's window read, an event's write):
+     * it is not freed before they arrive (forget_gone() in origin.c). */
+    unsigned redis_pending;
 };
 
 typedef struct origin_pubmap_entry {
@@ -139,6 +142,8 @@ struct origin {
     origin_latency_t latency;
     uint64_t publishes_total;
     uint64_t unpublishes_total;
+    uint64_t streams_forgotten; /* offline longer than the DVR window (origin.c) */
+    int64_t next_forget_ms;
     uint64_t waiters_total, waiters_timed_out;
     uint64_t dvr_write_errors;
 
@@ -209,6 +214,11 @@ size_t origin__dvr_index_compact(const char *in, size_t len, int64_t keep_from_m
 /* origin_dvr.c: the DVR window on disk. */
 int origin__dvr_open(origin_stream_t *st);
 void origin__dvr_close(origin_stream_t *st);
+/* Removes the stream's DVR folder (renamed at once, deleted on the thread pool) and closes its
+ * index. Returns 0, or -1 while a write of the stream is queued (try later). */
+int origin__dvr_remove(origin_stream_t *st);
+/* Deletes what origin__dvr_remove() renamed and an earlier run left behind (at start). */
+void origin__remove_gone(struct origin *o);
 void origin__dvr_write_init(origin_stream_t *st, int kind, uint32_t gen, sw_rbuf_t *init);
 void origin__dvr_write_segment(origin_stream_t *st, int kind, const hls_segment_t *seg);
 void origin__dvr_expire(origin_stream_t *st, int kind, uint64_t msn);

@@ -295,6 +295,7 @@ static void on_range(redisAsyncContext *ac, void *reply_, void *privdata)
     link_t *l = ac->data;
     origin_stream_t *st = privdata;
 
+    st->redis_pending--;
     if (reply == NULL || l->r->closing)
         return;
     if (reply->type != REDIS_REPLY_ARRAY) {
@@ -326,7 +327,9 @@ void origin__redis_load_room(origin_redis_t *r, origin_stream_t *st)
     if (st->room.last_id[0] == '\0')
         snprintf(st->room.last_id, sizeof(st->room.last_id), "%s", from);
     const char *argv[] = {"XREVRANGE", key, "+", from, "COUNT", count};
-    redisAsyncCommandArgv(r->cmd.ac, on_range, st, (int)SW_ARRAY_SIZE(argv), argv, NULL);
+    if (redisAsyncCommandArgv(r->cmd.ac, on_range, st, (int)SW_ARRAY_SIZE(argv), argv, NULL) ==
+        REDIS_OK)
+        st->redis_pending++;
 }
 
 static void on_read(redisAsyncContext *ac, void *reply_, void *privdata);

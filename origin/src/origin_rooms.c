@@ -222,6 +222,7 @@ static void on_published(void *data, const char *id, const char *err)
     origin_publish_t *p = data;
     struct origin *o = p->o;
 
+    p->st->redis_pending--;
     publish_unlink(p);
     if (id != NULL) {
         o->events_posted++;
@@ -324,6 +325,7 @@ static void post_event(struct origin *o, sw_http_req_t *req, const char *room)
         free(p);
         goto strs;
     }
+    st->redis_pending++;
     p->next = o->publishing;
     if (p->next != NULL)
         p->next->prev = p;
