@@ -761,6 +761,7 @@ static void serve_metrics(edge_server_t *s, sw_http_req_t *req)
     M("cache_bytes", "gauge", cs.bytes);
     M("stale_served_total", "counter", GET(st->stale_served));
     M("upstream_errors_answered_total", "counter", GET(st->upstream_502));
+    M("not_forwarded_total", "counter", GET(st->not_forwarded));
     M("bytes_out_total", "counter", hs.bytes_out);
     M("connections", "gauge", hs.connections);
     M("upstream_fetches_in_flight", "gauge", us.in_flight);
@@ -1020,6 +1021,15 @@ static void on_request(void *data, sw_http_req_t *req)
         serve_metrics(s, req);
         return;
     }
+    if (strcmp(req->path, "/api/time") == 0) {
+        /* The DASH UTCTiming source the origin's MPD names (a relative URL, so players ask us):
+         * our own clock, in the origin's format. Forwarding it would cost an origin round trip
+         * per player, as it cannot be cached, and add that trip's delay to the time. */
+        char iso[40];
+        sw_iso8601(sw_now_ms(), iso, sizeof(iso));
+        respond_text(s, req, 200, "text/plain", iso, strlen(iso), NULL, 0);
+        return;
+    }
     edge_web_resp_t wr;
     if (edge_web_route(s->web, req->path, sw_http_req_header(req, "if-none-match"), &wr)) {
         count(s, req, wr.status);
@@ -1031,6 +1041,13 @@ static void on_request(void *data, sw_http_req_t *req)
         char msg[256];
         snprintf(msg, sizeof(msg), "bad path: %s", why ? why : "invalid");
         respond_error(s, req, 400, msg);
+        return;
+    }
+    /* On the normalized key: a path that names another resource once decoded was refused
+     * above, so what matches here is what the origin is asked for. */
+    if (!edge__forwarded(s->cfg->forward, s->cfg->n_forward, key)) {
+        ADD(s->sh->stats.not_forwarded, 1);
+        respond_error(s, req, 404, "not found");
         return;
     }
     if (check_signed(s, req, key) != 0)

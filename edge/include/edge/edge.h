@@ -34,6 +34,18 @@ typedef struct edge_cidr {
     int bits;
 } edge_cidr_t;
 
+/** How many forward_prefixes at most, and how long each may be (NUL excluded). */
+#define EDGE_FORWARD_MAX     16
+#define EDGE_FORWARD_MAX_LEN 63
+
+/* One entry of forward_prefixes: a path prefix the edge forwards upstream. One that ends in '/'
+ * matches every path under it; one that does not matches that path exactly, or followed by '/'
+ * or a query ("/api/x" matches "/api/x?a=1" and "/api/x/y", not "/api/xy"). */
+typedef struct edge_prefix {
+    size_t len;
+    char s[EDGE_FORWARD_MAX_LEN + 1]; /* starts with '/' */
+} edge_prefix_t;
+
 /* Every field is a config key; edge_conf_keys() documents them with their defaults. */
 typedef struct edge_config {
     char *listen;     /* plain HTTP/1.1 + h2c listen address */
@@ -46,7 +58,10 @@ typedef struct edge_config {
     size_t n_parents;
     int64_t workers;    /* loop threads; 0: edge_default_workers() */
     int64_t cache_size; /* cache budget in bytes */
-    char *web_root;     /* viewer pages (edge/web.h); NULL: bin/../web if present */
+    /* The only paths sent upstream (normalized; compared without allocating); others get 404 */
+    edge_prefix_t forward[EDGE_FORWARD_MAX];
+    size_t n_forward;
+    char *web_root; /* viewer pages (edge/web.h); NULL: bin/../web if present */
     int log_level;
     char *access_log;        /* a file, "stderr" or "off" */
     edge_protect_t *protect; /* [protect PREFIX] sections */
