@@ -314,6 +314,9 @@ static const sw_conf_key_t keys[] = {
      "memory cache budget (k, M, G)"},
     {"", "forward_prefixes", SW_CONF_CUSTOM, 0, 0, 0, set_forward, DEFAULT_FORWARD,
      "path prefixes fetched from upstream, comma-separated; other paths get 404; / forwards all"},
+    {"", "stale_if_error", SW_CONF_DURATION, OFF(stale_if_error_ms), 0, 86400000, NULL, "30s",
+     "how long an expired object may stand in for a failed fetch when the upstream names no "
+     "stale-if-error; never for playlists"},
     {"", "web_root", SW_CONF_STR, OFF(web_root), 0, 0, NULL, "bin/../web",
      "folder of the viewer pages and bundles (web/build.mjs), loaded into memory at start"},
     {"", "log_level", SW_CONF_LOGLEVEL, OFF(log_level), 0, 0, NULL, "info",
@@ -402,6 +405,7 @@ void edge_config_init(edge_config_t *c)
     const char *why;
     c->n_forward =
         (size_t)edge__forward_parse_list(DEFAULT_FORWARD, c->forward, EDGE_FORWARD_MAX, &why);
+    c->stale_if_error_ms = 30000;
     c->log_level = SW_LOG_INFO;
     c->access_log = strdup("off");
     if ((c->admin_allow = malloc(2 * sizeof(*c->admin_allow))) != NULL)

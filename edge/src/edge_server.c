@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/crypto.h>
 
@@ -501,6 +502,32 @@ static const char *find_header(const edge_header_t *h, size_t n, const char *nam
     return NULL;
 }
 
+static int ends_with(const char *s, size_t len, const char *suffix)
+{
+    size_t l = strlen(suffix);
+    return len >= l && memcmp(s + len - l, suffix, l) == 0;
+}
+
+/*
+ * A live playlist or MPD: by its Content-Type, or by its path when there is none. These never
+ * get the configured stale window. A stale live playlist does not look like a failure to a
+ * player: it reloads it, finds no new segment, and sits at the same live edge until it stalls,
+ * where a 502 would have made it retry or switch to a redundant stream at once. The origin says
+ * so itself (stale-if-error=0 on playlists, origin_http.c); this covers origins that say nothing.
+ */
+static int is_playlist(const char *key, const char *ctype)
+{
+    static const char *const types[] = {"application/vnd.apple.mpegurl", "application/x-mpegurl",
+                                        "audio/mpegurl", "audio/x-mpegurl", "application/dash+xml"};
+    if (ctype != NULL) {
+        for (size_t i = 0; i < SW_ARRAY_SIZE(types); i++)
+            if (strncasecmp(ctype, types[i], strlen(types[i])) == 0)
+                return 1;
+    }
+    size_t plen = strcspn(key, "?");
+    return ends_with(key, plen, ".m3u8") || ends_with(key, plen, ".mpd");
+}
+
 static void on_fetch_head(void *data, int status, const edge_header_t *headers, size_t n)
 {
     fetch_ctx_t *fc = data;
@@ -520,15 +547,20 @@ static void on_fetch_head(void *data, int status, const edge_header_t *headers, 
     const char *cl = find_header(headers, n, "content-length");
     char tbuf[SW_U64_DEC];
 
+    /* The configured stale window stands in for a stale-if-error the upstream did not send,
+     * except on playlists: see is_playlist(). */
+    const char *ctype = find_header(headers, n, "content-type");
+    edge_ttl_rules_t rules = {0};
+    if (!is_playlist(edge_obj_key(fc->obj), ctype))
+        rules.stale_if_error_ms = s->cfg->stale_if_error_ms;
     edge_ttl_compute(cc, find_header(headers, n, "expires"), find_header(headers, n, "date"), now,
-                     NULL, &ttl);
+                     &rules, &ttl);
     if (status != 200 && status != 203 && status != 204 && status != 404 && status != 410)
         ttl.cacheable = 0;
     if (!ttl.cacheable)
         ttl.fresh_ms = 0;
     sw_u64_dec(tbuf, (uint64_t)now);
-    const char *m[META_N] = {find_header(headers, n, "content-type"), cc,
-                             find_header(headers, n, "etag"), tbuf};
+    const char *m[META_N] = {ctype, cc, find_header(headers, n, "etag"), tbuf};
     sw_rbuf_t *meta = meta_build(m);
     int64_t clen = -1;
     if (cl != NULL) {

@@ -61,7 +61,8 @@ typedef struct edge_config {
     /* The only paths sent upstream (normalized; compared without allocating); others get 404 */
     edge_prefix_t forward[EDGE_FORWARD_MAX];
     size_t n_forward;
-    char *web_root; /* viewer pages (edge/web.h); NULL: bin/../web if present */
+    int64_t stale_if_error_ms; /* stale window of answers that name none (not playlists) */
+    char *web_root;            /* viewer pages (edge/web.h); NULL: bin/../web if present */
     int log_level;
     char *access_log;        /* a file, "stderr" or "off" */
     edge_protect_t *protect; /* [protect PREFIX] sections */
