@@ -254,6 +254,21 @@ static int set_forward(void *cfg, const char *arg, const char *value, const char
     return 0;
 }
 
+static int set_policy(void *cfg, const char *arg, const char *value, const char **err)
+{
+    edge_config_t *c = cfg;
+    (void)arg;
+    if (strcmp(value, "lru") == 0)
+        c->cache_policy = EDGE_POLICY_LRU;
+    else if (strcmp(value, "s3fifo") == 0)
+        c->cache_policy = EDGE_POLICY_S3FIFO;
+    else {
+        *err = "expected lru or s3fifo";
+        return -1;
+    }
+    return 0;
+}
+
 /* Appends an upstream base URL to list[0..*n): origins and parents alike. */
 static int add_url(char ***list, size_t *n, const char *value, const char **err)
 {
@@ -312,6 +327,8 @@ static const sw_conf_key_t keys[] = {
      "loop threads sharing the listen ports (SO_REUSEPORT) and one cache; 0: one per CPU"},
     {"", "cache_size", SW_CONF_SIZE, OFF(cache_size), 1 << 20, INT64_MAX, NULL, "256M",
      "memory cache budget (k, M, G)"},
+    {"", "cache_policy", SW_CONF_CUSTOM, 0, 0, 0, set_policy, "lru",
+     "which object the cache drops first: lru or s3fifo (edge/README.md has the comparison)"},
     {"", "forward_prefixes", SW_CONF_CUSTOM, 0, 0, 0, set_forward, DEFAULT_FORWARD,
      "path prefixes fetched from upstream, comma-separated; other paths get 404; / forwards all"},
     {"", "stale_if_error", SW_CONF_DURATION, OFF(stale_if_error_ms), 0, 86400000, NULL, "30s",
@@ -402,6 +419,7 @@ void edge_config_init(edge_config_t *c)
     memset(c, 0, sizeof(*c));
     c->listen = strdup("0.0.0.0:8081");
     c->cache_size = 256LL << 20;
+    c->cache_policy = EDGE_POLICY_LRU;
     const char *why;
     c->n_forward =
         (size_t)edge__forward_parse_list(DEFAULT_FORWARD, c->forward, EDGE_FORWARD_MAX, &why);

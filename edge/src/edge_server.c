@@ -791,6 +791,10 @@ static void serve_metrics(edge_server_t *s, sw_http_req_t *req)
     M("cache_expired_total", "counter", cs.expired);
     M("cache_objects", "gauge", cs.objects);
     M("cache_bytes", "gauge", cs.bytes);
+    sw_str_printf(&b,
+                  "# TYPE shortwave_edge_cache_policy gauge\nshortwave_edge_cache_policy{"
+                  "policy=\"%s\"} 1\n",
+                  edge_cache_policy(s->cache) == EDGE_POLICY_S3FIFO ? "s3fifo" : "lru");
     M("stale_served_total", "counter", GET(st->stale_served));
     M("upstream_errors_answered_total", "counter", GET(st->upstream_502));
     M("not_forwarded_total", "counter", GET(st->not_forwarded));

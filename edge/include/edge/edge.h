@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "edge/cache.h"
 #include "edge/err.h"
 #include "edge/token.h"
 #include "sw/conf.h"
@@ -58,6 +59,7 @@ typedef struct edge_config {
     size_t n_parents;
     int64_t workers;    /* loop threads; 0: edge_default_workers() */
     int64_t cache_size; /* cache budget in bytes */
+    int cache_policy;   /* edge_policy_kind_t (edge/cache.h) */
     /* The only paths sent upstream (normalized; compared without allocating); others get 404 */
     edge_prefix_t forward[EDGE_FORWARD_MAX];
     size_t n_forward;
@@ -124,10 +126,10 @@ int edge_daemon_new(edge_daemon_t **out, uv_loop_t *loop, edge_config_t *cfg, ch
  * go on; the changed lists are logged); log_level changes at once. Origins or parents the first
  * worker refuses (a URL that is not http://, https:// or h2c://HOST[:PORT]) are logged as an error
  * and every worker keeps the running lists, while the rest of the reload applies. What needs a
- * restart (listen addresses, workers, cache_size, [http] limits, redis, edge_name, overlay_*) is
- * logged as such and left as it was. Waits for every worker (a moment: workers never wait for
- * this loop). On success takes ownership of `cfg` and frees the previous configuration, which no
- * worker reads any more; on failure (found by the first worker, before any change) nothing
+ * restart (listen addresses, workers, cache_size, cache_policy, [http] limits, redis, edge_name,
+ * overlay_*) is logged as such and left as it was. Waits for every worker (a moment: workers never
+ * wait for this loop). On success takes ownership of `cfg` and frees the previous configuration,
+ * which no worker reads any more; on failure (found by the first worker, before any change) nothing
  * changes, the caller keeps `cfg` and err[0..errlen) says why. Loop thread only. Returns 0,
  * EDGE_ERR_INVAL (bad TLS files, the access log cannot be opened), EDGE_ERR_NOMEM or
  * EDGE_ERR_STATE (shutting down).
