@@ -220,7 +220,8 @@ int edge__forward_parse_list(const char *text, edge_prefix_t *out, size_t max, c
             *err = "a prefix starts with / and has at most 63 characters";
             return -1;
         }
-        /* Compared with normalized keys: refuse what a key never holds at that place. */
+        /* Compared with normalized keys: refuse what their paths never hold, and escapes (whose
+         * spelling would have to be the normalized one to match). */
         for (size_t i = 0; i < len; i++) {
             if (p[i] == '?' || p[i] == '%' || p[i] == '#' || p[i] == '\\' ||
                 (p[i] == '/' && i > 0 && p[i - 1] == '/')) {

@@ -133,8 +133,8 @@ int edge__cidr_match(const edge_cidr_t *list, size_t n, const char *ip);
 /**
  * Parses "/live/, /shorts/" (commas or blanks between) into `out` (at most `max`). Returns the
  * count (at least 1), or -1 with *err set to a static reason: too many, one not starting with
- * '/', longer than EDGE_FORWARD_MAX_LEN, or holding '?', '%', '#', '\\' or "//" (a normalized
- * key never does, so such a prefix could never match).
+ * '/', longer than EDGE_FORWARD_MAX_LEN, or holding '?', '#', '\\' or "//" (never in the path of
+ * a normalized key, so such a prefix could never match) or '%' (a prefix is written decoded).
  */
 int edge__forward_parse_list(const char *text, edge_prefix_t *out, size_t max, const char **err);
 
