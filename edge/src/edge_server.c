@@ -543,6 +543,21 @@ static void on_fetch_head(void *data, int status, const edge_header_t *headers, 
     ADD(s->sh->stats.ttfb_sum_us, ttfb * 1000);
     if (fc->owner != NULL)
         fc->owner->upstream_ms = (int64_t)ttfb;
+    /* An error answer lets a stale copy stand in, as a failed fetch does (RFC 5861 counts 500,
+     * 502, 503 and 504 as errors). The fetcher has tried the other upstreams already. Without a
+     * stale copy the answer is relayed: it says more than a 502 of ours would. */
+    if (status == 500 || (status >= 502 && status <= 504)) {
+        edge_obj_t *stale = edge_obj_stale(fc->obj, now);
+        if (stale != NULL) {
+            edge_obj_unref(stale);
+            sw_log(SW_LOG_WARN, "edge", "%s: upstream answered %d: serving the stale copy",
+                   edge_obj_key(fc->obj), status);
+            edge_fetch_cancel(fc->f);
+            edge_obj_fail(fc->obj, EDGE_ERR_UPSTREAM, now);
+            fetch_free(fc);
+            return;
+        }
+    }
     const char *cc = find_header(headers, n, "cache-control");
     const char *cl = find_header(headers, n, "content-length");
     char tbuf[SW_U64_DEC];

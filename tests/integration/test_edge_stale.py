@@ -13,6 +13,8 @@
    - a playlist (by Content-Type, and by path without one) that named none is never served stale:
      502.
 3. An edge with stale_if_error = 0s serves no stale copy of the segment that named none: 502.
+4. An origin that is up but answers 503: the segments are served STALE (RFC 5861 counts 500,
+   502, 503 and 504 as errors); the playlist gets the origin's 503.
 """
 import http.server
 import re
@@ -40,6 +42,14 @@ class Stub:
     def __init__(self):
         class H(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
+                if self.server.failing:
+                    body = b"overloaded\n"
+                    self.send_response(503)
+                    self.send_header("cache-control", "no-store")
+                    self.send_header("content-length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
                 ctype, cc = CC.get(self.path, ("text/plain", "no-store"))
                 body = body_of(self.path)
                 self.send_response(200 if self.path in CC else 404)
@@ -54,6 +64,7 @@ class Stub:
                 pass
 
         self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.srv.failing = False  # True: every request gets 503
         self.url = f"http://127.0.0.1:{self.srv.server_address[1]}"
         threading.Thread(target=self.srv.serve_forever, daemon=True).start()
 
@@ -156,11 +167,34 @@ def stale_through_edge():
     check(e.stop_clean() and e0.stop_clean(), "edges exit 0 on SIGTERM")
 
 
+def stale_on_5xx():
+    stub = Stub()
+    e = Edge(stub.url, "stale_if_error = 60s\n", name="edge-5xx")
+    for path in CC:
+        st, hdr, _ = e.get(path)
+        check(st == 200 and hdr.get("x-cache") == "MISS", f"edge-5xx: {path} fetched ({st})")
+    t_fetch = time.monotonic()
+    log("the stub origin answers 503 to everything")
+    stub.srv.failing = True
+    time.sleep(max(0.0, t_fetch + 1.3 - time.monotonic()))
+    for path in ("/live/st/own.m4s", "/live/st/none.m4s"):
+        st, hdr, body = e.get(path, timeout=10)
+        check(st == 200 and hdr.get("x-cache") == "STALE" and body == body_of(path),
+              f"origin answers 503: {path} -> {st} x-cache {hdr.get('x-cache')}")
+    st, hdr, body = e.get("/live/st/v.m3u8", timeout=10)
+    check(st == 503 and body == b"overloaded\n",
+          f"origin answers 503: the playlist gets the origin's answer ({st} {body[:30]!r})")
+    check(e.stop_clean(), "edge-5xx exits 0 on SIGTERM")
+    stub.stop()
+
+
 def main():
     log("1. the origin's Cache-Control")
     origin_headers()
     log("2. and 3. stale answers from the edge")
     stale_through_edge()
+    log("4. an origin that answers 503")
+    stale_on_5xx()
 
 
 if __name__ == "__main__":
