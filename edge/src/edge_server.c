@@ -1072,7 +1072,7 @@ static void on_request(void *data, sw_http_req_t *req)
         serve_metrics(s, req);
         return;
     }
-    if (strcmp(req->path, "/api/time") == 0) {
+    if (req->path[1] == 'a' && strcmp(req->path, "/api/time") == 0) {
         /* The DASH UTCTiming source the origin's MPD names (a relative URL, so players ask us):
          * our own clock, in the origin's format. Forwarding it would cost an origin round trip
          * per player, as it cannot be cached, and add that trip's delay to the time. */
