@@ -10,7 +10,7 @@
  *
  * The first row, "unbounded", is the trace with a cache that never evicts: its misses are the
  * first requests and the refetches of expired playlists, so its ratios are what no policy can
- * beat, and its miss bytes are the working set.
+ * beat; its miss bytes are every object of the trace once (and each playlist once a second).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -149,9 +149,10 @@ int main(int argc, char **argv)
     run_t r;
     if (replay(&t, EDGE_POLICY_LRU, (size_t)1 << 40, blob, &r) != 0)
         return 1;
-    printf("%llu requests, %.1f GB; working set (unbounded cache's miss bytes) %.0f MiB\n\n",
-           (unsigned long long)r.req, (double)r.bytes / 1e9,
-           (double)(r.bytes - r.hit_bytes) / 1048576.0);
+    printf(
+        "%llu requests, %.1f GB; %.0f MiB of distinct objects (the unbounded cache's misses)\n\n",
+        (unsigned long long)r.req, (double)r.bytes / 1e9,
+        (double)(r.bytes - r.hit_bytes) / 1048576.0);
     printf("| budget | LRU objects | LRU bytes | S3-FIFO objects | S3-FIFO bytes |\n");
     printf("|--------|-------------|-----------|-----------------|---------------|\n");
     printf("| unbounded | %.2f%% | %.2f%% | %.2f%% | %.2f%% |\n", pct(r.hit, r.req),
