@@ -240,7 +240,12 @@ def curl_ok(url, h2c=False):
 # ---- servers under test ------------------------------------------------------------------------
 
 def start_shortwave(a, tmp, ports, origin_port):
-    p = spawn([os.path.join(a.bin, "shortwave-edge"), "--listen", f"{HOST}:{ports[0]}",
+    # The origin here serves /hot/ and /cold/: forward those, two prefixes like the default
+    # (/live/, /shorts/), so that the prefix check costs what it costs in production.
+    with open(f"{tmp}/shortwave-edge.conf", "w") as f:
+        f.write("forward_prefixes = /hot/, /cold/\n")
+    p = spawn([os.path.join(a.bin, "shortwave-edge"), "-c", f"{tmp}/shortwave-edge.conf",
+               "--listen", f"{HOST}:{ports[0]}",
                "--tls-listen", f"{HOST}:{ports[1]}", "--tls-cert", f"{tmp}/cert.pem",
                "--tls-key", f"{tmp}/key.pem", "--origin", f"http://{HOST}:{origin_port}",
                "--cache-size", "512000000", "--log-level", "warn"]

@@ -108,7 +108,8 @@ uint64_t edge__hash(const char *s, size_t len)
 void edge_cache_config_init(edge_cache_config_t *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
-    /* LRU: on the live trace of tests/unit/edge/test_policy_trace.c it beats S3-FIFO. */
+    /* LRU: on the live-viewer trace of bench/live_trace.c it beats S3-FIFO at every budget
+     * (bench/policy_bench.c; tests/unit/edge/test_policy_trace.c asserts it). */
     cfg->policy = EDGE_POLICY_LRU;
     cfg->budget_bytes = (size_t)256 << 20;
     cfg->max_object_bytes = (size_t)32 << 20;
@@ -366,6 +367,11 @@ size_t edge_cache_sweep(edge_cache_t *c, int64_t now_ms)
     }
     unlock(c->lk);
     return n;
+}
+
+edge_policy_kind_t edge_cache_policy(const edge_cache_t *c)
+{
+    return c->cfg.policy; /* set at creation, never changed */
 }
 
 void edge_cache_stats(const edge_cache_t *c, edge_cache_stats_t *out)

@@ -18,6 +18,10 @@
 #define ADMIN_ALLOW_MAX     64
 #define DEFAULT_ADMIN_ALLOW "127.0.0.1, ::1"
 #define UPSTREAM_MAX        64 /* EDGE_UPSTREAM_MAX of edge/upstream.h */
+/* What players need from an origin: live streams and the shorts. Not the origin's /api/ (its
+ * publishers' addresses), /metrics or anything it adds later. The DASH UTCTiming source the MPD
+ * names, /api/time, is answered by the edge from its own clock (edge_server.c). */
+#define DEFAULT_FORWARD "/live/, /shorts/"
 
 /* ---- [protect PREFIX] ---- */
 
@@ -198,6 +202,74 @@ static int set_admin_allow(void *cfg, const char *arg, const char *value, const 
     return 0;
 }
 
+/* ---- forward_prefixes ---- */
+
+int edge__forward_parse_list(const char *text, edge_prefix_t *out, size_t max, const char **err)
+{
+    size_t n = 0;
+    for (const char *p = text;;) {
+        p += strspn(p, " ,\t");
+        if (*p == '\0')
+            break;
+        size_t len = strcspn(p, " ,\t");
+        if (n == max) {
+            *err = "too many prefixes (16 at most)";
+            return -1;
+        }
+        if (p[0] != '/' || len > EDGE_FORWARD_MAX_LEN) {
+            *err = "a prefix starts with / and has at most 63 characters";
+            return -1;
+        }
+        /* Compared with normalized keys: refuse what their paths never hold, and escapes (whose
+         * spelling would have to be the normalized one to match). */
+        for (size_t i = 0; i < len; i++) {
+            if (p[i] == '?' || p[i] == '%' || p[i] == '#' || p[i] == '\\' ||
+                (p[i] == '/' && i > 0 && p[i - 1] == '/')) {
+                *err = "a prefix is a plain path: no ?, %, #, \\ or //";
+                return -1;
+            }
+        }
+        memcpy(out[n].s, p, len);
+        out[n].s[len] = '\0';
+        out[n].len = len;
+        n++;
+        p += len;
+    }
+    if (n == 0) {
+        *err = "at least one prefix (/ forwards every path)";
+        return -1;
+    }
+    return (int)n;
+}
+
+static int set_forward(void *cfg, const char *arg, const char *value, const char **err)
+{
+    edge_config_t *c = cfg;
+    edge_prefix_t tmp[EDGE_FORWARD_MAX];
+    (void)arg;
+    int n = edge__forward_parse_list(value, tmp, EDGE_FORWARD_MAX, err);
+    if (n < 0)
+        return -1;
+    memcpy(c->forward, tmp, (size_t)n * sizeof(tmp[0]));
+    c->n_forward = (size_t)n;
+    return 0;
+}
+
+static int set_policy(void *cfg, const char *arg, const char *value, const char **err)
+{
+    edge_config_t *c = cfg;
+    (void)arg;
+    if (strcmp(value, "lru") == 0)
+        c->cache_policy = EDGE_POLICY_LRU;
+    else if (strcmp(value, "s3fifo") == 0)
+        c->cache_policy = EDGE_POLICY_S3FIFO;
+    else {
+        *err = "expected lru or s3fifo";
+        return -1;
+    }
+    return 0;
+}
+
 /* Appends an upstream base URL to list[0..*n): origins and parents alike. */
 static int add_url(char ***list, size_t *n, const char *value, const char **err)
 {
@@ -256,6 +328,13 @@ static const sw_conf_key_t keys[] = {
      "loop threads sharing the listen ports (SO_REUSEPORT) and one cache; 0: one per CPU"},
     {"", "cache_size", SW_CONF_SIZE, OFF(cache_size), 1 << 20, INT64_MAX, NULL, "256M",
      "memory cache budget (k, M, G)"},
+    {"", "cache_policy", SW_CONF_CUSTOM, 0, 0, 0, set_policy, "lru",
+     "which object the cache drops first: lru or s3fifo (edge/README.md has the comparison)"},
+    {"", "forward_prefixes", SW_CONF_CUSTOM, 0, 0, 0, set_forward, DEFAULT_FORWARD,
+     "path prefixes fetched from upstream, comma-separated; other paths get 404; / forwards all"},
+    {"", "stale_if_error", SW_CONF_DURATION, OFF(stale_if_error_ms), 0, 86400000, NULL, "30s",
+     "how long an expired object may stand in for a failed fetch when the upstream names no "
+     "stale-if-error; never for playlists"},
     {"", "web_root", SW_CONF_STR, OFF(web_root), 0, 0, NULL, "bin/../web",
      "folder of the viewer pages and bundles (web/build.mjs), loaded into memory at start"},
     {"", "log_level", SW_CONF_LOGLEVEL, OFF(log_level), 0, 0, NULL, "info",
@@ -347,6 +426,11 @@ void edge_config_init(edge_config_t *c)
     memset(c, 0, sizeof(*c));
     c->listen = strdup("0.0.0.0:8081");
     c->cache_size = 256LL << 20;
+    c->cache_policy = EDGE_POLICY_LRU;
+    const char *why;
+    c->n_forward =
+        (size_t)edge__forward_parse_list(DEFAULT_FORWARD, c->forward, EDGE_FORWARD_MAX, &why);
+    c->stale_if_error_ms = 30000;
     c->log_level = SW_LOG_INFO;
     c->access_log = strdup("off");
     if ((c->admin_allow = malloc(2 * sizeof(*c->admin_allow))) != NULL)

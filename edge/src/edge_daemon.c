@@ -201,9 +201,10 @@ static char *restart_keys(const edge_config_t *c)
 {
     sw_str_t b;
     sw_str_init(&b);
-    sw_str_printf(&b, "listen=%s\ntls_listen=%s\nworkers=%lld\ncache_size=%lld\n",
+    sw_str_printf(&b, "listen=%s\ntls_listen=%s\nworkers=%lld\ncache_size=%lld\ncache_policy=%s\n",
                   c->listen ? c->listen : "", c->tls_listen ? c->tls_listen : "",
-                  (long long)c->workers, (long long)c->cache_size);
+                  (long long)c->workers, (long long)c->cache_size,
+                  c->cache_policy == EDGE_POLICY_S3FIFO ? "s3fifo" : "lru");
     sw_str_printf(&b,
                   "[http] max_connections=%lld\n[http] max_header_bytes=%lld\n"
                   "[http] max_streams=%lld\n[http] idle_timeout=%lld\n"
@@ -400,6 +401,7 @@ static int shared_init(edge__shared_t *sh, const edge_config_t *cfg, unsigned n)
     memset(sh, 0, sizeof(*sh));
     edge_cache_config_init(&cc);
     cc.budget_bytes = (size_t)cfg->cache_size;
+    cc.policy = (edge_policy_kind_t)cfg->cache_policy;
     if (cc.max_object_bytes > cc.budget_bytes / 4)
         cc.max_object_bytes = cc.budget_bytes / 4;
     int rv = edge_cache_new(&sh->cache, &cc);

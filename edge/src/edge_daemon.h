@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "edge/cache.h"
 #include "edge/edge.h"
@@ -27,6 +28,7 @@
 typedef struct edge__stats {
     atomic_uint_fast64_t requests[3][6]; /* protocol (1.0, 1.1, 2) x status class (0: other) */
     atomic_uint_fast64_t stale_served, upstream_502, purged, purge_requests, token_refused;
+    atomic_uint_fast64_t not_forwarded; /* 404s for paths outside forward_prefixes */
     atomic_uint_fast64_t ttfb_buckets[EDGE__N_TTFB + 1]; /* the last one is +Inf */
     atomic_uint_fast64_t ttfb_count, ttfb_sum_us;
 } edge__stats_t;
@@ -125,5 +127,38 @@ void edge__alog_write(edge__alog_t *l, const edge__alog_rec_t *rec);
 int edge__cidr_parse_list(const char *text, edge_cidr_t *out, size_t max);
 /** 1 if the text address `ip` ("::1", "10.1.2.3") falls in one of the `n` entries, else 0. */
 int edge__cidr_match(const edge_cidr_t *list, size_t n, const char *ip);
+
+/* ---- forward_prefixes (edge_conf.c, edge_server.c) ---- */
+
+/**
+ * Parses "/live/, /shorts/" (commas or blanks between) into `out` (at most `max`). Returns the
+ * count (at least 1), or -1 with *err set to a static reason: too many, one not starting with
+ * '/', longer than EDGE_FORWARD_MAX_LEN, or holding '?', '#', '\\' or "//" (never in the path of
+ * a normalized key, so such a prefix could never match) or '%' (a prefix is written decoded).
+ */
+int edge__forward_parse_list(const char *text, edge_prefix_t *out, size_t max, const char **err);
+
+/**
+ * 1 if the normalized cache key `key` (edge_key_normalize()) is under one of the `n` prefixes
+ * (edge_prefix_t says how one matches), else 0. A few compares, no allocation: it runs on every
+ * request that reaches the cache.
+ */
+static inline int edge__forwarded(const edge_prefix_t *list, size_t n, const char *key)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *p = list[i].s;
+        size_t l = list[i].len, j = 0;
+        /* A byte loop rather than strncmp(): a prefix is a few bytes, fewer instructions than
+         * the call. It stops at the key's NUL, which no prefix holds. */
+        while (j < l && key[j] == p[j])
+            j++;
+        if (j < l)
+            continue;
+        char next = key[l];
+        if (list[i].s[l - 1] == '/' || next == '\0' || next == '/' || next == '?')
+            return 1;
+    }
+    return 0;
+}
 
 #endif

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/crypto.h>
 
@@ -501,6 +502,32 @@ static const char *find_header(const edge_header_t *h, size_t n, const char *nam
     return NULL;
 }
 
+static int ends_with(const char *s, size_t len, const char *suffix)
+{
+    size_t l = strlen(suffix);
+    return len >= l && memcmp(s + len - l, suffix, l) == 0;
+}
+
+/*
+ * A live playlist or MPD: by its Content-Type, or by its path when there is none. These never
+ * get the configured stale window. A stale live playlist does not look like a failure to a
+ * player: it reloads it, finds no new segment, and sits at the same live edge until it stalls,
+ * where a 502 would have made it retry or switch to a redundant stream at once. The origin says
+ * so itself (stale-if-error=0 on playlists, origin_http.c); this covers origins that say nothing.
+ */
+static int is_playlist(const char *key, const char *ctype)
+{
+    static const char *const types[] = {"application/vnd.apple.mpegurl", "application/x-mpegurl",
+                                        "audio/mpegurl", "audio/x-mpegurl", "application/dash+xml"};
+    if (ctype != NULL) {
+        for (size_t i = 0; i < SW_ARRAY_SIZE(types); i++)
+            if (strncasecmp(ctype, types[i], strlen(types[i])) == 0)
+                return 1;
+    }
+    size_t plen = strcspn(key, "?");
+    return ends_with(key, plen, ".m3u8") || ends_with(key, plen, ".mpd");
+}
+
 static void on_fetch_head(void *data, int status, const edge_header_t *headers, size_t n)
 {
     fetch_ctx_t *fc = data;
@@ -516,19 +543,39 @@ static void on_fetch_head(void *data, int status, const edge_header_t *headers, 
     ADD(s->sh->stats.ttfb_sum_us, ttfb * 1000);
     if (fc->owner != NULL)
         fc->owner->upstream_ms = (int64_t)ttfb;
+    /* An error answer lets a stale copy stand in, as a failed fetch does (RFC 5861 counts 500,
+     * 502, 503 and 504 as errors). The fetcher has tried the other upstreams already. Without a
+     * stale copy the answer is relayed: it says more than a 502 of ours would. */
+    if (status == 500 || (status >= 502 && status <= 504)) {
+        edge_obj_t *stale = edge_obj_stale(fc->obj, now);
+        if (stale != NULL) {
+            edge_obj_unref(stale);
+            sw_log(SW_LOG_WARN, "edge", "%s: upstream answered %d: serving the stale copy",
+                   edge_obj_key(fc->obj), status);
+            edge_fetch_cancel(fc->f);
+            edge_obj_fail(fc->obj, EDGE_ERR_UPSTREAM, now);
+            fetch_free(fc);
+            return;
+        }
+    }
     const char *cc = find_header(headers, n, "cache-control");
     const char *cl = find_header(headers, n, "content-length");
     char tbuf[SW_U64_DEC];
 
+    /* The configured stale window stands in for a stale-if-error the upstream did not send,
+     * except on playlists: see is_playlist(). */
+    const char *ctype = find_header(headers, n, "content-type");
+    edge_ttl_rules_t rules = {0};
+    if (!is_playlist(edge_obj_key(fc->obj), ctype))
+        rules.stale_if_error_ms = s->cfg->stale_if_error_ms;
     edge_ttl_compute(cc, find_header(headers, n, "expires"), find_header(headers, n, "date"), now,
-                     NULL, &ttl);
+                     &rules, &ttl);
     if (status != 200 && status != 203 && status != 204 && status != 404 && status != 410)
         ttl.cacheable = 0;
     if (!ttl.cacheable)
         ttl.fresh_ms = 0;
     sw_u64_dec(tbuf, (uint64_t)now);
-    const char *m[META_N] = {find_header(headers, n, "content-type"), cc,
-                             find_header(headers, n, "etag"), tbuf};
+    const char *m[META_N] = {ctype, cc, find_header(headers, n, "etag"), tbuf};
     sw_rbuf_t *meta = meta_build(m);
     int64_t clen = -1;
     if (cl != NULL) {
@@ -759,8 +806,13 @@ static void serve_metrics(edge_server_t *s, sw_http_req_t *req)
     M("cache_expired_total", "counter", cs.expired);
     M("cache_objects", "gauge", cs.objects);
     M("cache_bytes", "gauge", cs.bytes);
+    sw_str_printf(&b,
+                  "# TYPE shortwave_edge_cache_policy gauge\nshortwave_edge_cache_policy{"
+                  "policy=\"%s\"} 1\n",
+                  edge_cache_policy(s->cache) == EDGE_POLICY_S3FIFO ? "s3fifo" : "lru");
     M("stale_served_total", "counter", GET(st->stale_served));
     M("upstream_errors_answered_total", "counter", GET(st->upstream_502));
+    M("not_forwarded_total", "counter", GET(st->not_forwarded));
     M("bytes_out_total", "counter", hs.bytes_out);
     M("connections", "gauge", hs.connections);
     M("upstream_fetches_in_flight", "gauge", us.in_flight);
@@ -1020,6 +1072,15 @@ static void on_request(void *data, sw_http_req_t *req)
         serve_metrics(s, req);
         return;
     }
+    if (req->path[1] == 'a' && strcmp(req->path, "/api/time") == 0) {
+        /* The DASH UTCTiming source the origin's MPD names (a relative URL, so players ask us):
+         * our own clock, in the origin's format. Forwarding it would cost an origin round trip
+         * per player, as it cannot be cached, and add that trip's delay to the time. */
+        char iso[40];
+        sw_iso8601(sw_now_ms(), iso, sizeof(iso));
+        respond_text(s, req, 200, "text/plain", iso, strlen(iso), NULL, 0);
+        return;
+    }
     edge_web_resp_t wr;
     if (edge_web_route(s->web, req->path, sw_http_req_header(req, "if-none-match"), &wr)) {
         count(s, req, wr.status);
@@ -1031,6 +1092,13 @@ static void on_request(void *data, sw_http_req_t *req)
         char msg[256];
         snprintf(msg, sizeof(msg), "bad path: %s", why ? why : "invalid");
         respond_error(s, req, 400, msg);
+        return;
+    }
+    /* On the normalized key: a path that names another resource once decoded was refused
+     * above, so what matches here is what the origin is asked for. */
+    if (!edge__forwarded(s->cfg->forward, s->cfg->n_forward, key)) {
+        ADD(s->sh->stats.not_forwarded, 1);
+        respond_error(s, req, 404, "not found");
         return;
     }
     if (check_signed(s, req, key) != 0)

@@ -306,7 +306,7 @@ static void on_work_done(uv_work_t *w, int status)
         if (j->rv == 0 && status == 0) {
             sw_http_header_t h[] = {
                 {"content-type", j->content_type},
-                {"cache-control", "public, max-age=31536000, immutable"},
+                {"cache-control", ORIGIN__CC_MEDIA},
                 {"access-control-allow-origin", "*"},
             };
             sw_http_start(j->req, 200, h, SW_ARRAY_SIZE(h), (int64_t)j->bufs[0]->len);

@@ -28,10 +28,16 @@
 #define CT_MP4A "audio/mp4"
 
 /* Playlists change every part; a blocking request names a playlist that will never change, so a
- * CDN may keep it longer. Media bytes never change once written. */
-#define CC_LIVE     "public, max-age=1"
-#define CC_BLOCKING "public, max-age=6"
-#define CC_MEDIA    "public, max-age=31536000, immutable"
+ * CDN may keep it longer. Media bytes never change once written (ORIGIN__CC_MEDIA).
+ *
+ * Playlists and the MPD say stale-if-error=0, so that a cache whose own default would let it
+ * serve them stale (the edge's stale_if_error) does not. A player cannot tell a stale live
+ * playlist from a stream that stopped: it reloads it, finds no new segment, and sits at the same
+ * live point until its buffer runs dry, whereas a 502 makes it retry at once, or switch to a
+ * redundant stream, while it still has a buffer to play from. */
+#define CC_LIVE     "public, max-age=1, stale-if-error=0"
+#define CC_BLOCKING "public, max-age=6, stale-if-error=0"
+#define CC_MEDIA    ORIGIN__CC_MEDIA
 #define CC_NOT_YET  "no-cache"
 
 static const char *media_type(int kind)

@@ -46,6 +46,13 @@ typedef struct origin_wait_list {
     size_t n;
 } origin_wait_list_t;
 
+/* The Cache-Control of media bytes (segments, parts, init segments), from memory or the DVR
+ * files: they never change once written. stale-if-error lets a cache that expired them (one
+ * that caps lifetimes) serve them while we are down: a stale copy of an immutable segment is the
+ * segment, so the window is long: two days, the longest dvr_window, in which a player may still
+ * seek to it. Playlists send stale-if-error=0 instead (origin_http.c says why). */
+#define ORIGIN__CC_MEDIA "public, max-age=31536000, immutable, stale-if-error=172800"
+
 /* Latency from a frame's arrival to its part being servable: a histogram for Prometheus and a ring
  * of recent samples for exact p50/p99 in the API. */
 #define ORIGIN_LAT_BUCKETS 12

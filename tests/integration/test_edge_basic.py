@@ -58,12 +58,14 @@ def curl_h2(url, path_out):
 
 
 def stub_origin():
-    """A tiny origin answering /priv (private), /nostore (no-store) and /healthz."""
+    """A tiny origin answering /live/stub/priv (private), /live/stub/nostore (no-store) and
+    /healthz."""
     import http.server
 
     class H(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
-            cc = {"/priv": "private, max-age=60", "/nostore": "no-store"}.get(self.path, "no-store")
+            cc = {"/live/stub/priv": "private, max-age=60",
+                  "/live/stub/nostore": "no-store"}.get(self.path, "no-store")
             body = f"body of {self.path}\n".encode()
             self.send_response(200)
             self.send_header("cache-control", cc)
@@ -82,7 +84,7 @@ def stub_origin():
 def uncacheable():
     srv = stub_origin()
     e = Edge([f"http://127.0.0.1:{srv.server_address[1]}"], name="edge-stub")
-    for path in ("/priv", "/nostore"):
+    for path in ("/live/stub/priv", "/live/stub/nostore"):
         a = e.get(path)
         b = e.get(path)
         check(a[0] == 200 and b[0] == 200 and a[2] == f"body of {path}\n".encode() and

@@ -116,7 +116,10 @@ class Edge(Proc):
         self.dir = swtest.tmpdir("sw-edge-conf-")
         self.conf = os.path.join(self.dir, "edge.conf")
         with open(self.conf, "w") as f:
-            f.write(f"listen = 127.0.0.1:{self.port}\norigin = {origin}\ncache_size = 64M\n" + conf)
+            # The stub origins serve /obj/, /sec/, /big/...: forward every path, the edge's
+            # behaviour before forward_prefixes (test_edge_paths tests the default list).
+            f.write(f"listen = 127.0.0.1:{self.port}\norigin = {origin}\ncache_size = 64M\n"
+                    "forward_prefixes = /\n" + conf)
         super().__init__([os.path.join(swtest.BIN, "shortwave-edge"), "-c", self.conf], name)
         ok = wait_for(lambda: http_get(self.base + "/healthz", timeout=1)[0] == 200 or not self.alive(), 10)
         if not ok or not self.alive():

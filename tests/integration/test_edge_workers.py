@@ -116,6 +116,7 @@ class Edge(Proc):
         with open(self.conf, "w") as f:
             f.write(f"listen = 127.0.0.1:{self.port}\norigin = {origin}\nworkers = {workers}\n"
                     f"cache_size = 64M\nlog_level = info\nedge_name = edge-w\nredis = {redis_url}\n"
+                    "forward_prefixes = /\n"  # the stub serves /obj/ and /slow/
                     f"tls_listen = 127.0.0.1:{self.tls_port}\ntls_cert = {certdir}/c.pem\n"
                     f"tls_key = {certdir}/k.pem\n[http]\ndrain_timeout = 3s\n")
         super().__init__([os.path.join(swtest.BIN, "shortwave-edge"), "-c", self.conf],

@@ -83,6 +83,9 @@ void edge_cache_config_init(edge_cache_config_t *cfg);
  */
 int edge_cache_new(edge_cache_t **out, const edge_cache_config_t *cfg);
 
+/** The policy `c` was created with (for /metrics). Any thread; takes no lock. */
+edge_policy_kind_t edge_cache_policy(const edge_cache_t *c);
+
 /**
  * Frees the cache and drops its reference on every indexed object. Objects still referenced by
  * readers stay alive, detached (a FILLING one keeps streaming to its subscribers). NULL does

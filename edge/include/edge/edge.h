@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "edge/cache.h"
 #include "edge/err.h"
 #include "edge/token.h"
 #include "sw/conf.h"
@@ -34,6 +35,18 @@ typedef struct edge_cidr {
     int bits;
 } edge_cidr_t;
 
+/** How many forward_prefixes at most, and how long each may be (NUL excluded). */
+#define EDGE_FORWARD_MAX     16
+#define EDGE_FORWARD_MAX_LEN 63
+
+/* One entry of forward_prefixes: a path prefix the edge forwards upstream. One that ends in '/'
+ * matches every path under it; one that does not matches that path exactly, or followed by '/'
+ * or a query ("/api/x" matches "/api/x?a=1" and "/api/x/y", not "/api/xy"). */
+typedef struct edge_prefix {
+    size_t len;
+    char s[EDGE_FORWARD_MAX_LEN + 1]; /* starts with '/' */
+} edge_prefix_t;
+
 /* Every field is a config key; edge_conf_keys() documents them with their defaults. */
 typedef struct edge_config {
     char *listen;     /* plain HTTP/1.1 + h2c listen address */
@@ -46,7 +59,12 @@ typedef struct edge_config {
     size_t n_parents;
     int64_t workers;    /* loop threads; 0: edge_default_workers() */
     int64_t cache_size; /* cache budget in bytes */
-    char *web_root;     /* viewer pages (edge/web.h); NULL: bin/../web if present */
+    int cache_policy;   /* edge_policy_kind_t (edge/cache.h) */
+    /* The only paths sent upstream (normalized; compared without allocating); others get 404 */
+    edge_prefix_t forward[EDGE_FORWARD_MAX];
+    size_t n_forward;
+    int64_t stale_if_error_ms; /* stale window of answers that name none (not playlists) */
+    char *web_root;            /* viewer pages (edge/web.h); NULL: bin/../web if present */
     int log_level;
     char *access_log;        /* a file, "stderr" or "off" */
     edge_protect_t *protect; /* [protect PREFIX] sections */
@@ -111,10 +129,10 @@ int edge_daemon_new(edge_daemon_t **out, uv_loop_t *loop, edge_config_t *cfg, ch
  * go on; the changed lists are logged); log_level changes at once. Origins or parents the first
  * worker refuses (a URL that is not http://, https:// or h2c://HOST[:PORT]) are logged as an error
  * and every worker keeps the running lists, while the rest of the reload applies. What needs a
- * restart (listen addresses, workers, cache_size, [http] limits, redis, edge_name, overlay_*) is
- * logged as such and left as it was. Waits for every worker (a moment: workers never wait for
- * this loop). On success takes ownership of `cfg` and frees the previous configuration, which no
- * worker reads any more; on failure (found by the first worker, before any change) nothing
+ * restart (listen addresses, workers, cache_size, cache_policy, [http] limits, redis, edge_name,
+ * overlay_*) is logged as such and left as it was. Waits for every worker (a moment: workers never
+ * wait for this loop). On success takes ownership of `cfg` and frees the previous configuration,
+ * which no worker reads any more; on failure (found by the first worker, before any change) nothing
  * changes, the caller keeps `cfg` and err[0..errlen) says why. Loop thread only. Returns 0,
  * EDGE_ERR_INVAL (bad TLS files, the access log cannot be opened), EDGE_ERR_NOMEM or
  * EDGE_ERR_STATE (shutting down).

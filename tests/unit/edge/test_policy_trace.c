@@ -1,17 +1,17 @@
 /*
- * test_policy_trace.c: replays one synthetic live trace through LRU and S3-FIFO at a few budgets
- * and prints hit ratios by requests and by bytes.
+ * test_policy_trace.c: replays the synthetic live-viewer trace of bench/live_trace.h (the one
+ * bench/policy_bench.c replays; 50 live streams with Zipf(1.0) audiences, 500 live viewers half
+ * on LL-HLS parts and half on segments, 40 DVR viewers scanning old segments: 986,750 requests)
+ * through LRU and S3-FIFO at a few budgets and prints hit ratios by requests and by bytes.
  *
- * The trace: 50 live streams whose audiences follow Zipf(1.0); each produces a 2 s segment made of
- * four 0.5 s LL-HLS parts, at 1, 2 or 4 Mbit/s, and a playlist refreshed every part (TTL 1 s).
- * 500 live viewers, half of them LL-HLS (playlist and newest part every 0.5 s), half classic HLS
- * (playlist every 0.5 s, newest complete segment once per 2 s), plus 40 DVR viewers that each
- * scan one stream sequentially from a random point up to 10 minutes back: one-hit objects that
- * pollute an LRU. 10 minutes of trace, about a million requests, deterministic (fixed seed).
- *
- * Only robust properties are asserted: every ratio is in (0, 1], and LRU never hits less with a
- * bigger budget. Which policy wins is not asserted: on this trace LRU does (see edge/README.md).
- * The figures are printed.
+ * LRU is the default policy (edge/README.md, "LRU or S3-FIFO") because it hits more on this
+ * trace, by bytes most of all: a live object is asked for again within seconds of its birth,
+ * which is recency at its best, while S3-FIFO's small FIFO (10% of the budget) lets a segment go
+ * before its second viewer comes. The test asserts that advantage, with margins a little under
+ * the measured ones (bytes: 6.3 points at 16 MiB, 4.4 at 64 MiB; requests: 1.2 and 1.0), so that
+ * a change to either policy that closes the gap fails here and makes us revisit the default.
+ * Also: every ratio is in (0, 1], LRU never hits less with a bigger budget, and LRU is the
+ * default of both the cache (edge_cache_config_init()) and the daemon (cache_policy).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,35 +23,21 @@
 #include <cmocka.h>
 
 #include "edge/cache.h"
-
-#define STREAMS     50
-#define LIVE_VIEWER 500
-#define DVR_VIEWER  40
-#define STEPS       300 /* 2 s each: 10 minutes */
-#define PARTS       4
-#define PL_BYTES    2048
+#include "edge/edge.h"
+#include "live_trace.h"
 
 typedef struct trace_stats {
+    edge_cache_t *c;
     uint64_t req, hit, bytes, hit_bytes;
 } trace_stats_t;
 
-static uint64_t rng = 0x9e3779b97f4a7c15ull;
-
-static uint64_t next_rand(void)
-{
-    rng ^= rng >> 12;
-    rng ^= rng << 25;
-    rng ^= rng >> 27;
-    return rng * 0x2545f4914f6cdd1dull;
-}
-
 static sw_rbuf_t *blob;
 
-static void request(edge_cache_t *c, const char *key, size_t size, int64_t ttl_ms, int64_t now,
-                    trace_stats_t *st)
+static void request(void *data, const char *key, size_t size, int64_t ttl_ms, int64_t now)
 {
+    trace_stats_t *st = data;
     edge_obj_t *o;
-    int rv = edge_cache_get(c, key, now, &o);
+    int rv = edge_cache_get(st->c, key, now, &o);
     assert_true(rv > 0);
     st->req++;
     st->bytes += size;
@@ -69,79 +55,28 @@ static void request(edge_cache_t *c, const char *key, size_t size, int64_t ttl_m
 
 static void run(edge_policy_kind_t kind, size_t budget, trace_stats_t *st)
 {
-    static double cdf[STREAMS];
-    int viewer_stream[LIVE_VIEWER], dvr_stream[DVR_VIEWER];
-    int64_t dvr_pos[DVR_VIEWER];
-    size_t seg_bytes[STREAMS];
-    char key[96];
     edge_cache_config_t cfg;
-    edge_cache_t *c;
+    live_trace_t t;
 
-    rng = 0x9e3779b97f4a7c15ull;
     memset(st, 0, sizeof(*st));
-    double sum = 0;
-    for (int s = 0; s < STREAMS; s++) {
-        sum += 1.0 / (s + 1);
-        cdf[s] = sum;
-        seg_bytes[s] = (size_t)(250000 << (s % 3)); /* 2 s at 1, 2 or 4 Mbit/s */
-    }
-    for (int v = 0; v < LIVE_VIEWER; v++) {
-        double u = (double)(next_rand() >> 11) / 9007199254740992.0 * sum;
-        int s = 0;
-        while (s < STREAMS - 1 && cdf[s] < u)
-            s++;
-        viewer_stream[v] = s;
-    }
-    for (int d = 0; d < DVR_VIEWER; d++) {
-        dvr_stream[d] = (int)(next_rand() % STREAMS);
-        dvr_pos[d] = -1;
-    }
-
     edge_cache_config_init(&cfg);
     cfg.policy = kind;
     cfg.budget_bytes = budget;
-    assert_int_equal(edge_cache_new(&c, &cfg), 0);
-
-    for (int64_t step = 0; step < STEPS; step++) {
-        for (int p = 0; p < PARTS; p++) {
-            int64_t now = step * 2000 + p * 500;
-            /* Viewers in a different order each sub-step. */
-            int start = (int)(next_rand() % LIVE_VIEWER);
-            for (int i = 0; i < LIVE_VIEWER; i++) {
-                int v = (start + i * 7) % LIVE_VIEWER, s = viewer_stream[v];
-                snprintf(key, sizeof(key), "/live/s%d/index.m3u8", s);
-                request(c, key, PL_BYTES, 1000, now, st);
-                if (v % 2 == 0) {
-                    snprintf(key, sizeof(key), "/live/s%d/seg%lld.p%d.m4s", s, (long long)step, p);
-                    request(c, key, seg_bytes[s] / PARTS, 600000, now, st);
-                } else if (p == v % PARTS && step > 0) {
-                    snprintf(key, sizeof(key), "/live/s%d/seg%lld.m4s", s, (long long)step - 1);
-                    request(c, key, seg_bytes[s], 600000, now, st);
-                }
-            }
-            if (p != 0)
-                continue;
-            for (int d = 0; d < DVR_VIEWER; d++) {
-                int s = dvr_stream[d];
-                if (dvr_pos[d] < 0 || dvr_pos[d] >= step - 1) { /* caught up: seek back again */
-                    int64_t back = (int64_t)(next_rand() % 300);
-                    dvr_pos[d] = step - 1 - back < 0 ? 0 : step - 1 - back;
-                }
-                snprintf(key, sizeof(key), "/live/s%d/seg%lld.m4s?dvr=1", s,
-                         (long long)dvr_pos[d]++);
-                request(c, key, seg_bytes[s], 600000, now, st);
-            }
-        }
-    }
+    assert_int_equal(edge_cache_new(&st->c, &cfg), 0);
+    live_trace_default(&t);
+    assert_int_equal(live_trace_run(&t, request, st), 0);
     edge_cache_stats_t cs;
-    edge_cache_stats(c, &cs);
+    edge_cache_stats(st->c, &cs);
     assert_true(cs.bytes <= budget);
-    edge_cache_free(c);
+    edge_cache_free(st->c);
 }
 
 static void test_trace(void **state)
 {
     static const size_t budgets[] = {16u << 20, 64u << 20, 256u << 20};
+    /* LRU's lead over S3-FIFO, in points, at each budget: at 256 MiB the cache holds nearly
+     * the whole live working set and both policies come close to the ceiling. */
+    static const double min_lead_req[] = {0.8, 0.6, 0.0}, min_lead_bytes[] = {5.0, 3.5, 0.3};
     double last_req[2] = {0, 0};
 
     blob = sw_rbuf_new(1000000);
@@ -164,8 +99,21 @@ static void test_trace(void **state)
                 assert_true(req[k] >= last_req[k] - 1e-9);
             last_req[k] = req[k];
         }
+        printf("%4zu MiB  lru leads by %.2f points of requests, %.2f of bytes\n", budgets[b] >> 20,
+               100 * (req[0] - req[1]), 100 * (bytes[0] - bytes[1]));
+        assert_true(100 * (req[0] - req[1]) >= min_lead_req[b]);
+        assert_true(100 * (bytes[0] - bytes[1]) >= min_lead_bytes[b]);
     }
     sw_rbuf_unref(blob);
+
+    /* So the defaults are the policy that wins here: the cache's and the daemon's. */
+    edge_cache_config_t cc;
+    edge_cache_config_init(&cc);
+    assert_int_equal(cc.policy, EDGE_POLICY_LRU);
+    edge_config_t dc;
+    edge_config_init(&dc);
+    assert_int_equal(dc.cache_policy, EDGE_POLICY_LRU);
+    edge_config_dispose(&dc);
 }
 
 int main(void)
