@@ -1192,8 +1192,6 @@ int sw__method_bodyless(const char *m)
         return strcmp(m, "GET") == 0;
     case 'H':
         return strcmp(m, "HEAD") == 0;
-    case 'D':
-        return strcmp(m, "DELETE") == 0;
     case 'O':
         return strcmp(m, "OPTIONS") == 0;
     case 'T':

@@ -342,8 +342,8 @@ void sw__conn_update(sw__conn_t *c);
 void sw__conn_handle_closed(uv_handle_t *h);
 
 /**
- * Nonzero for a method that takes no request body here: GET, HEAD, DELETE, OPTIONS and TRACE
- * (see sw/http.h). `m` may be NULL (a request without a method yet: not bodyless).
+ * Nonzero for a method that takes no request body here: GET, HEAD, OPTIONS and TRACE (see
+ * sw/http.h). `m` may be NULL (a request without a method yet: not bodyless).
  */
 int sw__method_bodyless(const char *m);
 

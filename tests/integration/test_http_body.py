@@ -133,8 +133,12 @@ def test_bodyless(srv, tmp):
               b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
     check(out.startswith(b"HTTP/1.1 400 ") and out.count(b"HTTP/1.1") == 1,
           "HTTP/1.1 GET with a body: 400, connection closed (%r)" % out[:40])
-    out = raw(srv, b"DELETE /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
-    check(out.startswith(b"HTTP/1.1 400 "), "HTTP/1.1 DELETE with a body: 400")
+    out = raw(srv, b"OPTIONS /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
+    check(out.startswith(b"HTTP/1.1 400 "), "HTTP/1.1 OPTIONS with a body: 400")
+    out = raw(srv, b"DELETE /len HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+              b"Connection: close\r\n\r\nabc")
+    check(out.startswith(b"HTTP/1.1 200 ") and out.endswith(b"\r\n\r\n3\n"),
+          "HTTP/1.1 DELETE with a body is served (the edge's purge API takes a form body)")
     out = raw(srv, b"GET /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
               b"Connection: close\r\n\r\n")
     check(out.startswith(b"HTTP/1.1 200 ") and out.endswith(HELLO),

@@ -24,18 +24,19 @@
  * Content-Length.
  *
  * Request bodies are read whole into memory before the handler call, up to max_body_bytes (413
- * beyond). GET, HEAD, DELETE, OPTIONS and TRACE take none here (RFC 9110 gives such content no
- * meaning, and no route of the origin or the edge reads one): a body on them is answered 400,
- * without a handler call. HTTP/1.1 sees it in the head (Content-Length above 0) and closes the
- * connection after the 400; HTTP/2 sees a content-length above 0 or the first DATA byte, answers
- * at once and ends the stream's upload with RST_STREAM (NO_ERROR). Content-Length: 0 or an empty
- * DATA frame is no body. Bytes held for bodies are capped per connection (max_conn_body_bytes;
- * HTTP/2 streams add up) and per server (max_server_body_bytes). A body that would go past a cap
- * is not buffered: HTTP/1.1 answers 413 (the connection's cap) or 503 (the server's) and closes;
- * HTTP/2 resets that stream with REFUSED_STREAM (it never reached the handler, so the client may
- * retry it), and the connection's other streams go on. sw_http_stats_t counts both.
- * HTTP/2 streams start with a receive window of 64 KiB; one whose method takes a body gets a
- * window of its content-length (or max_body_bytes) when its headers arrive.
+ * beyond). GET, HEAD, OPTIONS and TRACE take none here (RFC 9110 gives such content no meaning,
+ * and no route of the origin or the edge reads one): a body on them is answered 400, without a
+ * handler call. DELETE may have one: the edge's DELETE /api/purge takes its parameters in a form
+ * body as well as in the query. HTTP/1.1 sees it in the head (Content-Length above 0) and closes
+ * the connection after the 400; HTTP/2 sees a content-length above 0 or the first DATA byte,
+ * answers at once and ends the stream's upload with RST_STREAM (NO_ERROR). Content-Length: 0 or an
+ * empty DATA frame is no body. Bytes held for bodies are capped per connection
+ * (max_conn_body_bytes; HTTP/2 streams add up) and per server (max_server_body_bytes). A body that
+ * would go past a cap is not buffered: HTTP/1.1 answers 413 (the connection's cap) or 503 (the
+ * server's) and closes; HTTP/2 resets that stream with REFUSED_STREAM (it never reached the
+ * handler, so the client may retry it), and the connection's other streams go on. sw_http_stats_t
+ * counts both. HTTP/2 streams start with a receive window of 64 KiB; one whose method takes a body
+ * gets a window of its content-length (or max_body_bytes) when its headers arrive.
  */
 #ifndef SW_HTTP_H
 #define SW_HTTP_H
