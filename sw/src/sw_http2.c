@@ -225,30 +225,42 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t stream_id, 
 }
 
 /* The request head is in and a body follows. A bodyless method announcing one, or a length over
- * max_body_bytes, is answered now rather than after the upload; a method that takes a body gets
- * a stream window that lets the whole of it come without waiting for WINDOW_UPDATEs (the
- * connection starts every stream at the 64 KiB of RFC 9113, so a client's many GETs cannot make
- * it hold more than that each). */
-static void on_request_head(sw__conn_t *c, sw__req_t *r)
+ * max_body_bytes, is answered now rather than after the upload. An announced body gets its room
+ * now, so that a stream past a cap is refused before the client sends any of it, and streams
+ * are served in the order they came rather than in the order their DATA frames interleave. A
+ * method that takes a body gets a stream window that lets the whole of it come without waiting
+ * for WINDOW_UPDATEs (the connection starts every stream at the 64 KiB of RFC 9113, so a
+ * client's many GETs cannot make it hold more than that each). Returns 0 or SW_ERR_NOMEM. */
+static int on_request_head(sw__conn_t *c, sw__req_t *r)
 {
     size_t max = c->server->cfg.max_body_bytes;
     if (r->status != 0) {
         fail_early(c, r, r->status);
-        return;
+        return 0;
     }
     if (sw__method_bodyless(r->pub.method)) {
         if (r->body_want > 0)
             fail_early(c, r, 400);
-        return;
+        return 0;
     }
     if (r->body_want > max) {
         fail_early(c, r, 413);
-        return;
+        return 0;
+    }
+    if (r->body_want > 0) {
+        int rv = sw__body_grow(r, r->body_want);
+        if (rv == SW_ERR_NOMEM)
+            return rv;
+        if (rv != 0) {
+            refuse(c, r);
+            return 0;
+        }
     }
     size_t win = r->body_want > 0 ? r->body_want : max;
     if (win > H2_STREAM_WINDOW)
         nghttp2_session_set_local_window_size(c->h2->ng, NGHTTP2_FLAG_NONE, r->stream_id,
                                               win < INT32_MAX ? (int32_t)win : INT32_MAX);
+    return 0;
 }
 
 static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *user_data)
@@ -259,8 +271,8 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *
     if (!(frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
         if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
             sw__req_t *r = stream_req(ng, frame->hd.stream_id);
-            if (r != NULL && r->state == SW__REQ_RECV)
-                on_request_head(c, r);
+            if (r != NULL && r->state == SW__REQ_RECV && on_request_head(c, r) != 0)
+                return NGHTTP2_ERR_CALLBACK_FAILURE;
         }
         return 0;
     }

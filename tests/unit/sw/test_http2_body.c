@@ -356,8 +356,9 @@ static void test_conn_cap(void **state)
 }
 
 /* The server's cap across connections: two connections each hold 1 MiB of a body not finished
- * yet (the server's cap is 2 MiB); a third connection's body is refused, and once the first two
- * have finished, a new body on the third is served. */
+ * yet (the server's cap is 2 MiB); a third connection's announced body is refused before the
+ * client has sent any of it, and once the first two have finished, a new body on the third is
+ * served. */
 static void test_server_cap(void **state)
 {
     server_start(MIB, MIB, 2 * MIB);
@@ -374,9 +375,11 @@ static void test_server_cap(void **state)
     assert_false(sb->closed);
     assert_int_equal(stat_body_bytes(), 2 * MIB);
     stream_t *sc = request(&c, "POST", 100, 0, 1);
+    sc->hold = 100; /* HEADERS only: the refusal must not wait for DATA */
     pump(&c);
     assert_true(sc->closed);
     assert_int_equal(sc->close_code, NGHTTP2_REFUSED_STREAM);
+    assert_int_equal(sc->body_left, 100);
     assert_int_equal(stat_refused(), 1);
     /* a and b finish: their bytes go back, c's next body fits */
     client_close(&a);
