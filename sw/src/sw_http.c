@@ -904,7 +904,9 @@ void sw__conn_update(sw__conn_t *c)
     } else if (c->proto == SW__PROTO_TUNNEL) {
         deadline = 0; /* the tunnelled protocol keeps its own timeouts (websocket pings) */
     } else if (c->proto == SW__PROTO_H2) {
-        if (!sw__h2_has_streams(c))
+        /* Body bytes count against the caps: a client that goes quiet holding some (a body half
+         * sent) is closed like an idle one, not kept for as long as its streams stay open. */
+        if (!sw__h2_has_streams(c) || c->body_bytes > 0)
             deadline = c->last_active + s->cfg.idle_timeout_ms;
     } else if (c->req == NULL) {
         if (c->in_len > 0 || c->proto == SW__PROTO_NONE)

@@ -66,7 +66,9 @@ typedef struct sw_http_server_config {
     size_t max_server_body_bytes; /* the same for the whole server (one loop), default 64 MiB;
                                      never less than max_conn_body_bytes */
     uint32_t header_timeout_ms;   /* a request head must arrive within this, default 10 s */
-    uint32_t idle_timeout_ms;     /* keep-alive connection with nothing to do, default 60 s */
+    uint32_t idle_timeout_ms;     /* keep-alive connection with nothing to do, default 60 s;
+                                     also one that holds request body bytes (a body half sent,
+                                     on HTTP/2 too) and neither reads nor writes for this long */
     uint32_t max_connections;     /* default 10000; beyond it new connections are closed */
     uint32_t max_streams;         /* HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS, default 256 */
     uint32_t send_timeout_ms;     /* queued output that makes no progress this long closes the
@@ -143,7 +145,8 @@ typedef struct sw_http_stats {
     uint64_t requests[3]; /* since start, by protocol: [0] HTTP/1.0, [1] HTTP/1.1, [2] HTTP/2 */
     uint64_t bytes_out;
     uint64_t bad_requests;   /* answered 4xx by the server itself or closed for a protocol error */
-    uint64_t body_bytes;     /* request body bytes buffered now (at most max_server_body_bytes) */
+    uint64_t body_bytes;     /* bytes allocated for request bodies now: announced lengths, or
+                                room grown as bytes come (at most max_server_body_bytes) */
     uint64_t bodies_refused; /* since start: bodies refused for max_conn_body_bytes or
                                 max_server_body_bytes (REFUSED_STREAM, 413 or 503) */
 } sw_http_stats_t;

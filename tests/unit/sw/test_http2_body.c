@@ -59,10 +59,13 @@ static void fake_flush(sw__conn_t *c)
 
 static const sw__transport_t fake = {.name = "fake", .on_read = fake_on_read, .flush = fake_flush};
 
+static uint32_t idle_timeout_ms = 60000;
+
 static void server_start(size_t max_body, size_t conn_cap, size_t server_cap)
 {
     sw_http_server_config_t cfg;
     sw_http_server_config_init(&cfg);
+    cfg.idle_timeout_ms = idle_timeout_ms;
     cfg.max_body_bytes = max_body;
     cfg.max_conn_body_bytes = conn_cap;
     cfg.max_server_body_bytes = server_cap;
@@ -393,6 +396,33 @@ static void test_server_cap(void **state)
     server_stop();
 }
 
+/* A client that goes quiet with a body half sent: its connection is closed after idle_timeout,
+ * like an idle one, and the bytes go back to the server's cap (an HTTP/2 connection with open
+ * streams has no idle deadline otherwise, and 32 such clients would hold the default 64 MiB). */
+static void test_quiet_upload(void **state)
+{
+    idle_timeout_ms = 50;
+    server_start(MIB, 0, 64 * MIB);
+    idle_timeout_ms = 60000;
+    client_t cl;
+    client_open(&cl);
+    stream_t *s = request(&cl, "POST", 1000, 0, 1);
+    s->hold = 500;
+    pump(&cl);
+    assert_int_equal(stat_body_bytes(), 1000);
+    /* Only the connection's timer is active: the loop returns once it has fired, or at once
+     * when it is not armed. */
+    uint64_t t0 = uv_now(&loop);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(stat_body_bytes(), 0);
+    assert_true(uv_now(&loop) - t0 >= 40);
+    sw_http_stats_t st;
+    sw_http_server_stats(server, &st);
+    assert_int_equal(st.connections, 0);
+    nghttp2_session_del(cl.ng); /* the connection is gone already */
+    server_stop();
+}
+
 /* HTTP/1.1 on a fake connection: GET with Content-Length > 0 is 400 and the connection closes
  * after it; a head announcing a body over the server's cap is 503; both leave no bytes held. */
 static void test_http1(void **state)
@@ -430,11 +460,9 @@ static void test_http1(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_bodyless_methods),
-        cmocka_unit_test(test_bodyless_announced),
-        cmocka_unit_test(test_conn_cap),
-        cmocka_unit_test(test_server_cap),
-        cmocka_unit_test(test_http1),
+        cmocka_unit_test(test_bodyless_methods), cmocka_unit_test(test_bodyless_announced),
+        cmocka_unit_test(test_conn_cap),         cmocka_unit_test(test_server_cap),
+        cmocka_unit_test(test_quiet_upload),     cmocka_unit_test(test_http1),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
