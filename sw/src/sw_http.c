@@ -280,6 +280,8 @@ void sw_http_server_config_init(sw_http_server_config_t *cfg)
 {
     cfg->max_header_bytes = 16 * 1024;
     cfg->max_body_bytes = 1024 * 1024;
+    cfg->max_conn_body_bytes = 0;
+    cfg->max_server_body_bytes = 64 * 1024 * 1024;
     cfg->header_timeout_ms = 10000;
     cfg->idle_timeout_ms = 60000;
     cfg->max_connections = 10000;
@@ -305,6 +307,15 @@ int sw_http_server_new(sw_http_server_t **out, uv_loop_t *loop, const sw_http_se
         s->cfg.max_header_bytes = 256;
     if (s->cfg.max_streams == 0)
         s->cfg.max_streams = 1;
+    /* A body of max_body_bytes must fit under both caps: a client told REFUSED_STREAM may retry,
+     * and would be refused again for ever. */
+    if (s->cfg.max_conn_body_bytes == 0)
+        s->cfg.max_conn_body_bytes =
+            s->cfg.max_body_bytes <= SIZE_MAX / 2 ? 2 * s->cfg.max_body_bytes : SIZE_MAX;
+    if (s->cfg.max_conn_body_bytes < s->cfg.max_body_bytes)
+        s->cfg.max_conn_body_bytes = s->cfg.max_body_bytes;
+    if (s->cfg.max_server_body_bytes < s->cfg.max_conn_body_bytes)
+        s->cfg.max_server_body_bytes = s->cfg.max_conn_body_bytes;
     snprintf(s->server_name, sizeof(s->server_name), "%s",
              s->cfg.server_name != NULL ? s->cfg.server_name : "shortwave");
     s->cfg.server_name = s->server_name;
@@ -893,7 +904,9 @@ void sw__conn_update(sw__conn_t *c)
     } else if (c->proto == SW__PROTO_TUNNEL) {
         deadline = 0; /* the tunnelled protocol keeps its own timeouts (websocket pings) */
     } else if (c->proto == SW__PROTO_H2) {
-        if (!sw__h2_has_streams(c))
+        /* Body bytes count against the caps: a client that goes quiet holding some (a body half
+         * sent) is closed like an idle one, not kept for as long as its streams stay open. */
+        if (!sw__h2_has_streams(c) || c->body_bytes > 0)
             deadline = c->last_active + s->cfg.idle_timeout_ms;
     } else if (c->req == NULL) {
         if (c->in_len > 0 || c->proto == SW__PROTO_NONE)
@@ -1149,7 +1162,7 @@ void sw__req_free(sw__req_t *r)
         return;
     sw_http_server_t *s = r->pub.server;
     sw__queue_reset(&r->q);
-    free(r->body);
+    sw__body_release(r);
     if (s->nspare < SPARE_MAX && r->hcap <= SPARE_HDRS && sw__pool_reset(&r->pool)) {
         r->next = s->spare;
         s->spare = r;
@@ -1169,6 +1182,57 @@ static void spare_free(sw_http_server_t *s)
     }
     s->spare = NULL;
     s->nspare = 0;
+}
+
+int sw__method_bodyless(const char *m)
+{
+    if (m == NULL)
+        return 0;
+    /* Methods are case-sensitive (RFC 9110 9.1); the first letter settles most of them. */
+    switch (m[0]) {
+    case 'G':
+        return strcmp(m, "GET") == 0;
+    case 'H':
+        return strcmp(m, "HEAD") == 0;
+    case 'O':
+        return strcmp(m, "OPTIONS") == 0;
+    case 'T':
+        return strcmp(m, "TRACE") == 0;
+    default:
+        return 0;
+    }
+}
+
+int sw__body_grow(sw__req_t *r, size_t cap)
+{
+    sw__conn_t *c = r->conn;
+    sw_http_server_t *s = c->server;
+    size_t more = cap - r->body_cap;
+    /* Both counters stay within their caps, so the differences cannot wrap. */
+    if (more > s->cfg.max_conn_body_bytes - c->body_bytes)
+        return SW__BODY_CONN_CAP;
+    if (more > s->cfg.max_server_body_bytes - s->stats.body_bytes)
+        return SW__BODY_SERVER_CAP;
+    uint8_t *b = realloc(r->body, cap);
+    if (b == NULL)
+        return SW_ERR_NOMEM;
+    r->body = b;
+    r->body_cap = cap;
+    c->body_bytes += more;
+    s->stats.body_bytes += more;
+    return 0;
+}
+
+void sw__body_release(sw__req_t *r)
+{
+    if (r->body_cap == 0)
+        return;
+    r->conn->body_bytes -= r->body_cap;
+    r->conn->server->stats.body_bytes -= r->body_cap;
+    free(r->body);
+    r->body = NULL;
+    r->body_cap = 0;
+    r->body_len = 0;
 }
 
 int sw__req_add_header(sw__req_t *r, const char *name, size_t nlen, const char *value, size_t vlen)
@@ -1291,16 +1355,41 @@ static int h1_make_req(sw__conn_t *c)
     r->pub.version = h->version;
     r->keep_alive = h->keep_alive;
     r->is_head = strcmp(r->pub.method, "HEAD") == 0;
-    if (h->content_length > 0) {
-        r->body_want = (size_t)h->content_length;
-        if ((r->body = malloc(r->body_want)) == NULL)
-            goto fail;
-    }
     c->req = r;
     return 0;
 fail:
     sw__req_free(r);
     return SW_ERR_NOMEM;
+}
+
+/* Checks a request body announced by the head (Content-Length above 0) and makes room for it.
+ * Returns 0, or answers by itself (400, 413, 503 or 500), frees the request and returns -1. The
+ * body is not read: the connection closes after the answer. */
+static int h1_body(sw__conn_t *c, sw__req_t *r)
+{
+    sw_http_server_t *s = c->server;
+    int st = 0;
+    char why[64];
+    if (sw__method_bodyless(r->pub.method)) {
+        st = 400;
+        snprintf(why, sizeof(why), "a %s request takes no body", r->pub.method);
+    } else {
+        r->body_want = (size_t)c->head.content_length;
+        int rv = sw__body_grow(r, r->body_want);
+        if (rv == 0)
+            return 0;
+        st = rv == SW__BODY_CONN_CAP ? 413 : rv == SW__BODY_SERVER_CAP ? 503 : 500;
+        snprintf(why, sizeof(why), "%s",
+                 st == 413   ? "request body over this connection's buffer"
+                 : st == 503 ? "too many request bodies in progress, try again later"
+                             : "out of memory");
+        if (st != 500)
+            s->stats.bodies_refused++;
+    }
+    c->req = NULL;
+    sw__req_free(r);
+    h1_fail(c, st, why);
+    return -1;
 }
 
 static void h1_consume_input(sw__conn_t *c, size_t n)
@@ -1370,6 +1459,8 @@ static void h1_process(sw__conn_t *c)
             h1_fail(c, 500, "out of memory");
             break;
         }
+        if (c->head.content_length > 0 && h1_body(c, c->req) != 0)
+            break;
         h1_consume_input(c, c->head.head_len);
         if (c->head.expect_continue && c->req->body_want > 0 && c->head.version == 11 &&
             c->in_len == 0) {

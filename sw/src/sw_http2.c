@@ -33,6 +33,10 @@ struct sw__h2 {
 
 const uint8_t sw__h2_preface[24] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
+/* SETTINGS_INITIAL_WINDOW_SIZE: RFC 9113's default. Only a stream that takes a body is opened
+ * further (on_request_head()). */
+#define H2_STREAM_WINDOW 65535
+
 static sw__req_t *stream_req(nghttp2_session *ng, int32_t id)
 {
     return nghttp2_session_get_stream_user_data(ng, id);
@@ -84,6 +88,19 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, voi
     return 0;
 }
 
+/* nghttp2 has checked that a content-length is digits only; anything else, or a value too large
+ * for size_t, is SIZE_MAX, over any max_body_bytes. */
+static size_t parse_length(const char *v, size_t len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (v[i] < '0' || v[i] > '9' || n > (SIZE_MAX - 9) / 10)
+            return SIZE_MAX;
+        n = n * 10 + (size_t)(v[i] - '0');
+    }
+    return n;
+}
+
 static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint8_t *name,
                      size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
                      void *user_data)
@@ -117,6 +134,8 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint
     } else {
         if (namelen == 4 && memcmp(n, "host", 4) == 0 && r->pub.authority[0] == '\0')
             dst = (char **)&r->pub.authority;
+        else if (namelen == 14 && memcmp(n, "content-length", 14) == 0)
+            r->body_want = parse_length(v, valuelen);
         if (sw__req_add_header(r, n, namelen, v, valuelen) != 0)
             return NGHTTP2_ERR_CALLBACK_FAILURE;
         if (dst == NULL)
@@ -127,51 +146,140 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint
     return 0;
 }
 
+/* Puts a stream on the list of requests to give to the handler (dispatch()). */
+static void make_ready(sw__h2_t *h2, sw__req_t *r)
+{
+    r->ready = 1;
+    r->next_ready = NULL;
+    if (h2->ready_tail != NULL)
+        h2->ready_tail->next_ready = r;
+    else
+        h2->ready_head = r;
+    h2->ready_tail = r;
+}
+
+/* Answers a request the server refuses (`status`: 400, 413, 431) before its body has all arrived:
+ * dispatch() sends the error, and read_body() has RST_STREAM (NO_ERROR) follow its last frame,
+ * which tells the client to stop uploading (RFC 9113 8.1); nghttp2 does not send it by itself,
+ * and would keep opening the stream's window for data that is dropped. What the body held goes
+ * back to the caps now. */
+static void fail_early(sw__conn_t *c, sw__req_t *r, int status)
+{
+    r->status = status;
+    r->rst_after = 1;
+    sw__body_release(r);
+    if (!r->ready)
+        make_ready(c->h2, r);
+}
+
+/* A body that does not fit under the connection's or the server's cap: the stream is reset with
+ * REFUSED_STREAM (no handler saw it, so the client may retry it) and its bytes are given back. */
+static void refuse(sw__conn_t *c, sw__req_t *r)
+{
+    r->refused = 1;
+    sw__body_release(r);
+    c->server->stats.bodies_refused++;
+    nghttp2_submit_rst_stream(c->h2->ng, NGHTTP2_FLAG_NONE, r->stream_id, NGHTTP2_REFUSED_STREAM);
+}
+
 static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t stream_id, const uint8_t *data,
                          size_t len, void *user_data)
 {
     sw__conn_t *c = user_data;
     sw__req_t *r = stream_req(ng, stream_id);
-    if (r == NULL || r->status != 0 || r->state != SW__REQ_RECV)
+    if (r == NULL || r->status != 0 || r->refused || r->state != SW__REQ_RECV)
         return 0;
     size_t max = c->server->cfg.max_body_bytes;
-    if (len > max - r->body_len) {
-        r->status = 413;
+    if (sw__method_bodyless(r->pub.method)) {
+        fail_early(c, r, 400);
         return 0;
     }
-    if (r->body_len + len > r->body_cap) {
-        size_t cap = r->body_cap ? r->body_cap * 2 : 16384;
-        while (cap < r->body_len + len)
-            cap *= 2;
-        if (cap > max)
-            cap = max;
-        uint8_t *b = realloc(r->body, cap);
-        if (b == NULL)
+    if (len > max - r->body_len) {
+        fail_early(c, r, 413);
+        return 0;
+    }
+    size_t need = r->body_len + len;
+    if (need > r->body_cap) {
+        /* The announced length at once; without one, doubling up to max_body_bytes. */
+        size_t cap;
+        if (r->body_want >= need && r->body_want <= max) {
+            cap = r->body_want;
+        } else {
+            cap = r->body_cap ? r->body_cap * 2 : 16384;
+            while (cap < need)
+                cap *= 2;
+            if (cap > max)
+                cap = max;
+        }
+        int rv = sw__body_grow(r, cap);
+        if (rv == SW_ERR_NOMEM)
             return NGHTTP2_ERR_CALLBACK_FAILURE;
-        r->body = b;
-        r->body_cap = cap;
+        if (rv != 0) {
+            refuse(c, r);
+            return 0;
+        }
     }
     memcpy(r->body + r->body_len, data, len);
     r->body_len += len;
     return 0;
 }
 
+/* The request head is in and a body follows. A bodyless method announcing one, or a length over
+ * max_body_bytes, is answered now rather than after the upload. An announced body gets its room
+ * now, so that a stream past a cap is refused before the client sends any of it, and streams
+ * are served in the order they came rather than in the order their DATA frames interleave. A
+ * method that takes a body gets a stream window that lets the whole of it come without waiting
+ * for WINDOW_UPDATEs (the connection starts every stream at the 64 KiB of RFC 9113, so a
+ * client's many GETs cannot make it hold more than that each). Returns 0 or SW_ERR_NOMEM. */
+static int on_request_head(sw__conn_t *c, sw__req_t *r)
+{
+    size_t max = c->server->cfg.max_body_bytes;
+    if (r->status != 0) {
+        fail_early(c, r, r->status);
+        return 0;
+    }
+    if (sw__method_bodyless(r->pub.method)) {
+        if (r->body_want > 0)
+            fail_early(c, r, 400);
+        return 0;
+    }
+    if (r->body_want > max) {
+        fail_early(c, r, 413);
+        return 0;
+    }
+    if (r->body_want > 0) {
+        int rv = sw__body_grow(r, r->body_want);
+        if (rv == SW_ERR_NOMEM)
+            return rv;
+        if (rv != 0) {
+            refuse(c, r);
+            return 0;
+        }
+    }
+    size_t win = r->body_want > 0 ? r->body_want : max;
+    if (win > H2_STREAM_WINDOW)
+        nghttp2_session_set_local_window_size(c->h2->ng, NGHTTP2_FLAG_NONE, r->stream_id,
+                                              win < INT32_MAX ? (int32_t)win : INT32_MAX);
+    return 0;
+}
+
 static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *user_data)
 {
     sw__conn_t *c = user_data;
-    if ((frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) ||
-        !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+    if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
         return 0;
+    if (!(frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+        if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+            sw__req_t *r = stream_req(ng, frame->hd.stream_id);
+            if (r != NULL && r->state == SW__REQ_RECV && on_request_head(c, r) != 0)
+                return NGHTTP2_ERR_CALLBACK_FAILURE;
+        }
+        return 0;
+    }
     sw__req_t *r = stream_req(ng, frame->hd.stream_id);
-    if (r == NULL || r->ready || r->state != SW__REQ_RECV)
+    if (r == NULL || r->ready || r->refused || r->state != SW__REQ_RECV)
         return 0;
-    r->ready = 1;
-    r->next_ready = NULL;
-    if (c->h2->ready_tail != NULL)
-        c->h2->ready_tail->next_ready = r;
-    else
-        c->h2->ready_head = r;
-    c->h2->ready_tail = r;
+    make_ready(c->h2, r);
     return 0;
 }
 
@@ -196,9 +304,12 @@ static ssize_t read_body(nghttp2_session *ng, int32_t stream_id, uint8_t *buf, s
 {
     sw__req_t *r = source->ptr;
     size_t n = r->q.bytes < length ? r->q.bytes : length;
-    if (n == r->q.bytes && r->state == SW__REQ_ENDED)
+    if (n == r->q.bytes && r->state == SW__REQ_ENDED) {
         *data_flags |= NGHTTP2_DATA_FLAG_EOF;
-    else if (n == 0) {
+        /* Queued behind this frame, the last of the response (see fail_early()). */
+        if (r->rst_after && !nghttp2_session_get_stream_remote_close(ng, stream_id))
+            nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, stream_id, NGHTTP2_NO_ERROR);
+    } else if (n == 0) {
         r->deferred = 1;
         return NGHTTP2_ERR_DEFERRED;
     }
@@ -360,7 +471,7 @@ int sw__h2_init(sw__conn_t *c)
     }
     nghttp2_settings_entry iv[] = {
         {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, c->server->cfg.max_streams},
-        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1024 * 1024},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2_STREAM_WINDOW},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)c->server->cfg.max_header_bytes},
     };
     if (nghttp2_submit_settings(h2->ng, NGHTTP2_FLAG_NONE, iv, SW_ARRAY_SIZE(iv)) != 0 ||

@@ -211,10 +211,14 @@ struct sw__req {
     unsigned is_head : 1;
     unsigned chunked : 1;
     unsigned keep_alive : 1;
-    unsigned too_big : 1;  /* HTTP/2: headers or body over the limit */
-    unsigned deferred : 1; /* HTTP/2: the data provider returned NGHTTP2_ERR_DEFERRED */
-    unsigned ready : 1;    /* HTTP/2: on the ready list */
-    /* request body */
+    unsigned too_big : 1;   /* HTTP/2: headers or body over the limit */
+    unsigned deferred : 1;  /* HTTP/2: the data provider returned NGHTTP2_ERR_DEFERRED */
+    unsigned ready : 1;     /* HTTP/2: on the ready list */
+    unsigned refused : 1;   /* HTTP/2: reset with REFUSED_STREAM (body caps); data is dropped */
+    unsigned rst_after : 1; /* HTTP/2: answered before the body ended: RST_STREAM after the end */
+    /* Request body. body_cap bytes are allocated and counted against the connection's and the
+     * server's caps (sw__body_grow()) until sw__body_release(). body_want: the Content-Length,
+     * 0 when absent. */
     uint8_t *body;
     size_t body_len, body_cap, body_want;
     /* HTTP/2 */
@@ -251,6 +255,7 @@ struct sw__conn {
     unsigned h1_only : 1;       /* no h2c preface sniffing (TLS: ALPN chose HTTP/1.1) */
     unsigned lingering : 1;     /* sent FIN after the last byte; discarding input until EOF */
     char peer[64];
+    size_t body_bytes; /* request body bytes allocated for its requests (sw__body_grow()) */
     /* input: plaintext not yet consumed */
     uint8_t *in;
     size_t in_len, in_cap;
@@ -335,6 +340,24 @@ void sw__conn_close_soon(sw__conn_t *c);
 void sw__conn_update(sw__conn_t *c);
 /** The close callback of every handle a connection owns; the last one frees the connection. */
 void sw__conn_handle_closed(uv_handle_t *h);
+
+/**
+ * Nonzero for a method that takes no request body here: GET, HEAD, OPTIONS and TRACE (see
+ * sw/http.h). `m` may be NULL (a request without a method yet: not bodyless).
+ */
+int sw__method_bodyless(const char *m);
+
+/* Outcomes of sw__body_grow() besides 0 and SW_ERR_NOMEM. */
+enum { SW__BODY_CONN_CAP = 1, SW__BODY_SERVER_CAP = 2 };
+
+/**
+ * Makes r->body hold at least `cap` bytes (cap > r->body_cap), counting the growth against
+ * max_conn_body_bytes and max_server_body_bytes. Returns 0, SW__BODY_CONN_CAP or
+ * SW__BODY_SERVER_CAP (over a cap: nothing changed) or SW_ERR_NOMEM (nothing changed).
+ */
+int sw__body_grow(sw__req_t *r, size_t cap);
+/** Frees r->body and gives its bytes back to the caps. Nothing when it has none. */
+void sw__body_release(sw__req_t *r);
 
 /** Common request helpers. */
 sw__req_t *sw__req_new(sw__conn_t *c);

@@ -2,7 +2,9 @@
  * Fuzzes the HTTP/2 server path: the input follows the client connection preface into a
  * connection of the real server core, whose transport discards what the server writes. Requests
  * to "/" are answered at once, "/s..." start a streamed response that stays open (aborted when
- * the connection closes), anything else gets a 404.
+ * the connection closes), anything else gets a 404. Body limits are small (4 KiB a body, 8 KiB a
+ * connection) so that short inputs reach them; once the connection is closed, no body byte may
+ * still be counted.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -43,7 +45,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (server == NULL) {
         sw_http_server_config_t cfg;
         sw_http_server_config_init(&cfg);
-        cfg.max_body_bytes = 64 * 1024;
+        cfg.max_body_bytes = 4096;
+        cfg.max_conn_body_bytes = 8192;
+        cfg.max_server_body_bytes = 8192;
         cfg.max_streams = 16;
         uv_loop_init(&loop);
         if (sw_http_server_new(&server, &loop, &cfg, on_request, NULL) != 0)
@@ -58,6 +62,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     c->tp->on_read(c, data, cut);
     c->tp->on_read(c, data + cut, size - cut);
     sw__conn_close(c);
+    sw_http_stats_t st;
+    sw_http_server_stats(server, &st);
+    if (st.body_bytes != 0)
+        abort(); /* a body's bytes outlived its stream */
     uv_run(&loop, UV_RUN_NOWAIT);
     return 0;
 }

@@ -2,7 +2,8 @@
  * httpd_test: a tiny server on the sw HTTP core for tests/integration/test_http_core.py.
  *
  *   httpd_test [--listen 127.0.0.1:0] [--header-timeout MS] [--idle-timeout MS]
- *              [--max-header BYTES] [--max-streams N] [--log LEVEL]
+ *              [--max-header BYTES] [--max-streams N] [--max-body BYTES]
+ *              [--max-conn-body BYTES] [--max-server-body BYTES] [--log LEVEL]
  *              [--tls PORT|HOST:PORT --cert FILE --key FILE]
  *
  * Prints "listening PORT" on stdout once ready, then "tls PORT" with --tls (HTTP/2 or HTTP/1.1 by
@@ -13,6 +14,7 @@
  *   GET /hold?ms=N      answered after N ms
  *   GET /big            1 MiB body through sw_http_write_rbuf()
  *   POST /echo          the request body back
+ *   POST /len           the request body's length ("N\n"), not the body
  *   GET /stats          the server's counters
  */
 #include <signal.h>
@@ -114,17 +116,23 @@ static void on_request(void *data, sw_http_req_t *req)
         sw_http_end(req);
     } else if (strcmp(req->path, "/echo") == 0) {
         sw_http_respond(req, 200, &text, 1, req->body, req->body_len);
+    } else if (strcmp(req->path, "/len") == 0) {
+        char body[32];
+        int n = snprintf(body, sizeof(body), "%zu\n", req->body_len);
+        sw_http_respond(req, 200, &text, 1, body, (size_t)n);
     } else if (strcmp(req->path, "/stats") == 0) {
         sw_http_stats_t st;
-        char body[256];
+        char body[320];
         sw_http_server_stats(server, &st);
         int n = snprintf(body, sizeof(body),
                          "connections %llu\naccepted %llu\nrequests %llu %llu %llu\n"
-                         "bytes_out %llu\nbad_requests %llu\n",
+                         "bytes_out %llu\nbad_requests %llu\nbody_bytes %llu\n"
+                         "bodies_refused %llu\n",
                          (unsigned long long)st.connections, (unsigned long long)st.accepted,
                          (unsigned long long)st.requests[0], (unsigned long long)st.requests[1],
                          (unsigned long long)st.requests[2], (unsigned long long)st.bytes_out,
-                         (unsigned long long)st.bad_requests);
+                         (unsigned long long)st.bad_requests, (unsigned long long)st.body_bytes,
+                         (unsigned long long)st.bodies_refused);
         sw_http_respond(req, 200, &text, 1, body, (size_t)n);
     } else {
         sw_http_respond_error(req, 404, "not found");
@@ -173,6 +181,12 @@ int main(int argc, char **argv)
             cfg.max_header_bytes = (size_t)atoi(argv[i + 1]);
         else if (strcmp(argv[i], "--max-streams") == 0)
             cfg.max_streams = (uint32_t)atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--max-body") == 0)
+            cfg.max_body_bytes = (size_t)atoll(argv[i + 1]);
+        else if (strcmp(argv[i], "--max-conn-body") == 0)
+            cfg.max_conn_body_bytes = (size_t)atoll(argv[i + 1]);
+        else if (strcmp(argv[i], "--max-server-body") == 0)
+            cfg.max_server_body_bytes = (size_t)atoll(argv[i + 1]);
         else if (strcmp(argv[i], "--tls") == 0)
             tls = argv[i + 1];
         else if (strcmp(argv[i], "--cert") == 0)

@@ -22,6 +22,21 @@
  *
  * HEAD is handled here: the handler answers it as GET and the server drops the body while keeping
  * Content-Length.
+ *
+ * Request bodies are read whole into memory before the handler call, up to max_body_bytes (413
+ * beyond). GET, HEAD, OPTIONS and TRACE take none here (RFC 9110 gives such content no meaning,
+ * and no route of the origin or the edge reads one): a body on them is answered 400, without a
+ * handler call. DELETE may have one: the edge's DELETE /api/purge takes its parameters in a form
+ * body as well as in the query. HTTP/1.1 sees it in the head (Content-Length above 0) and closes
+ * the connection after the 400; HTTP/2 sees a content-length above 0 or the first DATA byte,
+ * answers at once and ends the stream's upload with RST_STREAM (NO_ERROR). Content-Length: 0 or an
+ * empty DATA frame is no body. Bytes held for bodies are capped per connection
+ * (max_conn_body_bytes; HTTP/2 streams add up) and per server (max_server_body_bytes). A body that
+ * would go past a cap is not buffered: HTTP/1.1 answers 413 (the connection's cap) or 503 (the
+ * server's) and closes; HTTP/2 resets that stream with REFUSED_STREAM (it never reached the
+ * handler, so the client may retry it), and the connection's other streams go on. sw_http_stats_t
+ * counts both. HTTP/2 streams start with a receive window of 64 KiB; one whose method takes a body
+ * gets a window of its content-length (or max_body_bytes) when its headers arrive.
  */
 #ifndef SW_HTTP_H
 #define SW_HTTP_H
@@ -43,21 +58,28 @@ typedef struct sw_http_header {
 } sw_http_header_t;
 
 typedef struct sw_http_server_config {
-    size_t max_header_bytes;    /* request line + headers, default 16 KiB; over it: 431 */
-    size_t max_body_bytes;      /* request body, default 1 MiB; over it: 413 */
-    uint32_t header_timeout_ms; /* a request head must arrive within this, default 10 s */
-    uint32_t idle_timeout_ms;   /* keep-alive connection with nothing to do, default 60 s */
-    uint32_t max_connections;   /* default 10000; beyond it new connections are closed */
-    uint32_t max_streams;       /* HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS, default 256 */
-    uint32_t send_timeout_ms;   /* queued output that makes no progress this long closes the
-                                   connection (a client that stopped reading); default 0:
-                                   idle_timeout_ms */
-    uint32_t drain_timeout_ms;  /* on close, how long answered requests may still finish, 2 s */
-    uint32_t notsent_lowat;     /* TCP_NOTSENT_LOWAT of each HTTP/2 connection, default 256 KiB:
-                                   the kernel holds at most this much not yet sent, so that output
-                                   waits in the server, where HTTP/2 can still order it; 0 leaves
-                                   the kernel's. HTTP/1.1 connections always have the kernel's. */
-    const char *server_name;    /* Server header, default "shortwave" */
+    size_t max_header_bytes;      /* request line + headers, default 16 KiB; over it: 431 */
+    size_t max_body_bytes;        /* request body, default 1 MiB; over it: 413 */
+    size_t max_conn_body_bytes;   /* request body bytes one connection may have buffered at once
+                                     (HTTP/2 streams add up), default 0: twice max_body_bytes;
+                                     never less than max_body_bytes. Over it: see below. */
+    size_t max_server_body_bytes; /* the same for the whole server (one loop), default 64 MiB;
+                                     never less than max_conn_body_bytes */
+    uint32_t header_timeout_ms;   /* a request head must arrive within this, default 10 s */
+    uint32_t idle_timeout_ms;     /* keep-alive connection with nothing to do, default 60 s;
+                                     also one that holds request body bytes (a body half sent,
+                                     on HTTP/2 too) and neither reads nor writes for this long */
+    uint32_t max_connections;     /* default 10000; beyond it new connections are closed */
+    uint32_t max_streams;         /* HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS, default 256 */
+    uint32_t send_timeout_ms;     /* queued output that makes no progress this long closes the
+                                     connection (a client that stopped reading); default 0:
+                                     idle_timeout_ms */
+    uint32_t drain_timeout_ms;    /* on close, how long answered requests may still finish, 2 s */
+    uint32_t notsent_lowat;       /* TCP_NOTSENT_LOWAT of each HTTP/2 connection, default 256 KiB:
+                                     the kernel holds at most this much not yet sent, so that output
+                                     waits in the server, where HTTP/2 can still order it; 0 leaves
+                                     the kernel's. HTTP/1.1 connections always have the kernel's. */
+    const char *server_name;      /* Server header, default "shortwave" */
 } sw_http_server_config_t;
 
 /** Fills `cfg` with the defaults above. */
@@ -122,7 +144,11 @@ typedef struct sw_http_stats {
     uint64_t accepted;    /* since start */
     uint64_t requests[3]; /* since start, by protocol: [0] HTTP/1.0, [1] HTTP/1.1, [2] HTTP/2 */
     uint64_t bytes_out;
-    uint64_t bad_requests; /* answered 4xx by the server itself or closed for a protocol error */
+    uint64_t bad_requests;   /* answered 4xx by the server itself or closed for a protocol error */
+    uint64_t body_bytes;     /* bytes allocated for request bodies now: announced lengths, or
+                                room grown as bytes come (at most max_server_body_bytes) */
+    uint64_t bodies_refused; /* since start: bodies refused for max_conn_body_bytes or
+                                max_server_body_bytes (REFUSED_STREAM, 413 or 503) */
 } sw_http_stats_t;
 
 void sw_http_server_stats(const sw_http_server_t *s, sw_http_stats_t *out);
