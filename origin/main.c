@@ -122,8 +122,8 @@ static int same_value(const sw_conf_key_t *k, const origin_config_t *a, const or
 /* The keys origin_reload() applies; every other key with a plain value needs a restart. */
 static int reloadable(const sw_conf_key_t *k)
 {
-    static const char *const keys[] = {"log_level", "api_token", "max_publishers", "max_per_source",
-                                       "require_passphrase"};
+    static const char *const keys[] = {"log_level",      "api_token",      "access_log",
+                                       "max_publishers", "max_per_source", "require_passphrase"};
     if (k->type == SW_CONF_CUSTOM)
         return 1; /* [prefix], [pull], [srt] allow */
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
@@ -183,8 +183,8 @@ static void on_sighup(uv_signal_t *h, int signum)
     origin_config_dispose(&d->cfg);
     d->cfg = next;
     sw_log(SW_LOG_INFO, "origin",
-           "reload: applied (log_level, api_token, [srt] limits and "
-           "allow, [prefix] rules, [pull] sections)");
+           "reload: applied (log_level, api_token, access_log reopened, [srt] limits "
+           "and allow, [prefix] rules, [pull] sections)");
 }
 
 static void on_signal(uv_signal_t *h, int signum)

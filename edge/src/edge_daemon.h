@@ -1,6 +1,6 @@
 /*
- * edge_daemon.h: internals of the daemon layer (edge_daemon.c, edge_server.c, edge_conf.c,
- * edge_access_log.c): what the workers share, one worker's server, the access log and the admin
+ * edge_daemon.h: internals of the daemon layer (edge_daemon.c, edge_server.c, edge_conf.c):
+ * what the workers share, one worker's server (with its access log, sw/alog.h) and the admin
  * address list. Never included from outside edge/src/.
  */
 #ifndef EDGE_DAEMON_H
@@ -17,6 +17,7 @@
 #include "edge/overlay.h"
 #include "edge/upstream.h"
 #include "edge/web.h"
+#include "sw/alog.h"
 #include "sw/http.h"
 
 /* ---- what the workers share (edge_daemon.c) ---- */
@@ -92,34 +93,6 @@ void edge__server_shutdown(edge_server_t *s, void (*on_closed)(void *data), void
 
 /** Frees a server after edge__server_shutdown() completed. NULL does nothing. */
 void edge__server_free(edge_server_t *s);
-
-/* ---- access log (edge_access_log.c) ---- */
-
-typedef struct edge__alog {
-    int fd;    /* -1: off */
-    int owned; /* fd is a file we opened (not stderr) */
-} edge__alog_t;
-
-/* One finished (or aborted) request. Strings may be NULL; path and query are quoted. */
-typedef struct edge__alog_rec {
-    const char *peer, *method, *path, *query, *cache;
-    int version; /* 10, 11 or 20 */
-    int status;  /* 0 if the client went away before an answer */
-    int aborted;
-    uint64_t bytes;      /* body bytes queued to the client */
-    int64_t duration_ms; /* from the handler call to the end of the response */
-    int64_t upstream_ms; /* time to the origin's first byte, -1 when this request made no fetch */
-} edge__alog_rec_t;
-
-/**
- * Opens the log named by `spec`: "off" (or NULL), "stderr", or a file opened for appending (made
- * 0640 if missing). Returns 0 or EDGE_ERR_INVAL with the reason in err[0..errlen).
- */
-int edge__alog_open(edge__alog_t *l, const char *spec, char *err, size_t errlen);
-/** Closes a log; an "off" or stderr log closes nothing. */
-void edge__alog_close(edge__alog_t *l);
-/** Writes one logfmt line with one write(2). Does nothing when the log is off. */
-void edge__alog_write(edge__alog_t *l, const edge__alog_rec_t *rec);
 
 /* ---- admin_allow (edge_conf.c) ---- */
 

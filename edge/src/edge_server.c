@@ -88,7 +88,7 @@ struct edge_server {
     void *closed_data;
     /* borrowed: [protect], admin_allow, admin_token (see edge_daemon_new()) */
     const edge_config_t *cfg;
-    edge__alog_t alog;
+    sw_alog_t alog;
     uint64_t req_t0; /* uv_now() when on_request() began: the start of synchronous answers */
 };
 
@@ -147,7 +147,7 @@ static void count(edge_server_t *s, sw_http_req_t *req, int status)
 static void log_request(edge_server_t *s, sw_http_req_t *req, int status, uint64_t bytes,
                         uint64_t t0, const char *cache, int64_t upstream_ms, int aborted)
 {
-    edge__alog_rec_t rec = {
+    sw_alog_rec_t rec = {
         .peer = req->peer,
         .method = req->method,
         .path = req->path,
@@ -160,7 +160,7 @@ static void log_request(edge_server_t *s, sw_http_req_t *req, int status, uint64
         .duration_ms = (int64_t)(uv_now(s->loop) - t0),
         .upstream_ms = upstream_ms,
     };
-    edge__alog_write(&s->alog, &rec);
+    sw_alog_write(&s->alog, &rec);
 }
 
 static void respond_text(edge_server_t *s, sw_http_req_t *req, int status, const char *ctype,
@@ -1208,14 +1208,14 @@ static void upstream_lists(edge_upstream_config_t *uc, const edge_config_t *cfg)
 int edge__server_reload(edge_server_t *s, const edge_config_t *cfg, edge__reload_t *r, char *err,
                         size_t errlen)
 {
-    edge__alog_t alog;
+    sw_alog_t alog;
     const char *why = NULL;
     int rv, failed = 0, strict = r->strict;
 
-    if ((rv = edge__alog_open(&alog, cfg->access_log, err, errlen)) != 0) {
+    if (sw_alog_open(&alog, cfg->access_log, err, errlen) != 0) {
         if (strict)
-            return rv;
-        failed = rv;
+            return EDGE_ERR_INVAL;
+        failed = EDGE_ERR_INVAL;
         alog = s->alog;
     }
     /* The certificate last: it is the one change that cannot be taken back. */
@@ -1224,14 +1224,14 @@ int edge__server_reload(edge_server_t *s, const edge_config_t *cfg, edge__reload
         snprintf(err, errlen, "TLS: %s", why ? why : "cannot load");
         rv = rv == SW_ERR_NOMEM ? EDGE_ERR_NOMEM : EDGE_ERR_INVAL;
         if (strict) {
-            edge__alog_close(&alog);
+            sw_alog_close(&alog);
             return rv;
         }
         failed = rv;
     }
     /* Lines are written with one write(2) each, so swapping between two lines loses nothing. */
     if (alog.fd != s->alog.fd) {
-        edge__alog_close(&s->alog);
+        sw_alog_close(&s->alog);
         s->alog = alog;
     }
     s->cfg = cfg;
@@ -1334,8 +1334,10 @@ int edge__server_new(edge_server_t **out, uv_loop_t *loop, const edge_config_t *
         snprintf(err, errlen, "tls listen %s: %s", cfg->tls_listen, why ? why : "failed");
         goto fail_http;
     }
-    if ((rv = edge__alog_open(&s->alog, cfg->access_log, err, errlen)) != 0)
+    if (sw_alog_open(&s->alog, cfg->access_log, err, errlen) != 0) {
+        rv = EDGE_ERR_INVAL;
         goto fail_http;
+    }
     if ((rv = edge_waker_new(&s->waker, sh->cache, kick, s)) != 0) {
         snprintf(err, errlen, "out of memory");
         goto fail_alog;
@@ -1353,7 +1355,7 @@ int edge__server_new(edge_server_t **out, uv_loop_t *loop, const edge_config_t *
     *out = s;
     return 0;
 fail_alog:
-    edge__alog_close(&s->alog);
+    sw_alog_close(&s->alog);
 fail_http:
     /* Nothing was accepted yet; closing still has to run on the loop. */
     sw_http_server_close(s->http, NULL, NULL);
@@ -1386,6 +1388,6 @@ void edge__server_free(edge_server_t *s)
     if (s == NULL)
         return;
     sw_http_server_free(s->http);
-    edge__alog_close(&s->alog);
+    sw_alog_close(&s->alog);
     free(s);
 }

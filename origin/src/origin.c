@@ -501,11 +501,20 @@ int origin_reload(origin_t *o, const origin_config_t *cfg, char *err, size_t err
         goto out;
     if ((rv = origin_config_check(cfg, err, errlen)) != 0)
         goto out;
-    ingest_config(cfg, &ic, rules, pulls);
-    if (origin_ingest_reload(o->ingest, &ic, err, errlen) != 0) {
+    sw_alog_t alog;
+    if (sw_alog_open(&alog, cfg->access_log, err, errlen) != 0) {
         rv = ORIGIN_ERR_CONFIG;
         goto out;
     }
+    ingest_config(cfg, &ic, rules, pulls);
+    if (origin_ingest_reload(o->ingest, &ic, err, errlen) != 0) {
+        sw_alog_close(&alog);
+        rv = ORIGIN_ERR_CONFIG;
+        goto out;
+    }
+    /* The server holds &o->alog: the new descriptor takes the old one's place. */
+    sw_alog_close(&o->alog);
+    o->alog = alog;
     free(o->api_token);
     o->api_token = token;
     token = NULL;
@@ -573,6 +582,11 @@ int origin_new(origin_t **out, uv_loop_t *loop, const origin_config_t *cfg, char
         rv = ORIGIN_ERR_LISTEN;
         goto fail_http;
     }
+    if (sw_alog_open(&o->alog, cfg->access_log, err, errlen) != 0) {
+        rv = ORIGIN_ERR_IO;
+        goto fail_http;
+    }
+    sw_http_server_set_alog(o->http, &o->alog);
 
     origin_srt_rule_t *rules = calloc(cfg->nrules + 1, sizeof(*rules));
     origin_srt_pull_t *pulls = calloc(cfg->npulls + 1, sizeof(*pulls));
@@ -611,6 +625,7 @@ int origin_new(origin_t **out, uv_loop_t *loop, const origin_config_t *cfg, char
 fail_ingest:
     origin_ingest_free(o->ingest);
 fail_http:
+    sw_alog_close(&o->alog);
     /* The server has no connections yet; closing it only closes listeners. */
     sw_http_server_close(o->http, NULL, NULL);
     uv_run(loop, UV_RUN_NOWAIT);
@@ -678,6 +693,7 @@ void origin_free(origin_t *o)
     }
     if (o->http != NULL)
         sw_http_server_free(o->http);
+    sw_alog_close(&o->alog);
     free(o->pubmap);
     free(o->data_dir);
     free(o->public_url);

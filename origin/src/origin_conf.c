@@ -165,6 +165,8 @@ static const sw_conf_key_t keys[] = {
     {"", "api_token", SW_CONF_STR, OFF(api_token), 0, 0, NULL, "(none)",
      "Bearer token for POST and DELETE under /api/ (or SHORTWAVE_API_TOKEN); required unless "
      "http is on loopback"},
+    {"", "access_log", SW_CONF_STR, OFF(access_log), 0, 0, NULL, "off",
+     "one logfmt line per request to this file, stderr or off; SIGHUP reopens it"},
     {"", "log_level", SW_CONF_LOGLEVEL, OFF(log_level), 0, 0, NULL, "info",
      "error, warn, info or debug"},
     {"srt", "latency", SW_CONF_DURATION, OFF(srt_latency_ms), 20, 8000, NULL, "120ms",
@@ -224,6 +226,7 @@ void origin_config_init(origin_config_t *c)
     c->srt = strdup("0.0.0.0:9000");
     c->http = strdup("0.0.0.0:8080");
     c->data = strdup("/var/lib/shortwave");
+    c->access_log = strdup("off");
     c->log_level = SW_LOG_INFO;
     c->srt_latency_ms = 120;
     c->srt_tsbpd = 1;

@@ -14,6 +14,7 @@
 #include "hls/hls.h"
 #include "origin/origin.h"
 #include "origin_ingest.h"
+#include "sw/alog.h"
 #include "sw/http.h"
 #include "sw/str.h"
 
@@ -150,6 +151,7 @@ struct origin {
     uint64_t publishes_total;
     uint64_t unpublishes_total;
     uint64_t streams_forgotten; /* offline longer than the DVR window (origin.c) */
+    sw_alog_t alog;             /* access_log; reopened by origin_reload() */
     int64_t next_forget_ms;
     uint64_t waiters_total, waiters_timed_out;
     uint64_t dvr_write_errors;

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "sw/log.h"
+#include "sw/alog.h"
 #include "sw_http_int.h"
 
 typedef struct sw__listener {
@@ -1254,8 +1255,29 @@ int sw__req_add_header(sw__req_t *r, const char *name, size_t nlen, const char *
     return 0;
 }
 
+void sw_http_server_set_alog(sw_http_server_t *s, const sw_alog_t *log)
+{
+    s->alog = log;
+}
+
 void sw__req_log(sw__req_t *r, int aborted)
 {
+    const sw_alog_t *alog = r->conn->server->alog;
+    if (alog != NULL && alog->fd >= 0) {
+        sw_alog_rec_t rec = {
+            .peer = r->pub.peer,
+            .method = r->pub.method,
+            .path = r->pub.path,
+            .query = r->pub.query,
+            .version = r->pub.version,
+            .status = r->status,
+            .aborted = aborted,
+            .bytes = r->is_head ? 0 : r->body_sent,
+            .duration_ms = (int64_t)(uv_now(r->conn->server->loop) - r->start_ms),
+            .upstream_ms = -1,
+        };
+        sw_alog_write(alog, &rec);
+    }
     if (!sw_log_enabled(SW_LOG_DEBUG))
         return;
     const char *proto = r->pub.version == 20   ? "HTTP/2"

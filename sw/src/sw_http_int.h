@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "sw/alog.h"
 #include "sw/http.h"
 #include "sw/str.h"
 
@@ -301,10 +302,11 @@ struct sw_http_server {
     void *on_closed_data;
     char date[40];
     int64_t date_sec;
-    uint8_t *tls_rbuf;  /* ciphertext read buffer shared by TLS connections (one loop thread) */
-    uint8_t *tls_stage; /* plaintext gathered into one record before SSL_write(), shared too */
-    char tls_err[320];  /* the last TLS load error, for *err_desc */
-    sw__req_t *spare;   /* freed requests kept for the next ones (sw__req_new()) */
+    uint8_t *tls_rbuf;     /* ciphertext read buffer shared by TLS connections (one loop thread) */
+    uint8_t *tls_stage;    /* plaintext gathered into one record before SSL_write(), shared too */
+    char tls_err[320];     /* the last TLS load error, for *err_desc */
+    const sw_alog_t *alog; /* sw_http_server_set_alog(), or NULL */
+    sw__req_t *spare;      /* freed requests kept for the next ones (sw__req_new()) */
     unsigned nspare;
     sw__h2mem_t h2mem;
 };

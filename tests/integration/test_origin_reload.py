@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """SIGHUP reloads the origin without dropping a publisher (issue 12, item 12).
 
-What a reload applies: passphrase rules, [srt] limits, the log level and the pulls (one added
-goes live, one removed is dropped with a reason); a live publisher stays through all of it, even
-one the new rules would refuse. A key that needs a restart is named and keeps its value; a file
+What a reload applies: passphrase rules, [srt] limits, the log level, the access log (reopened
+after logrotate moved it) and the pulls (one added goes live, one removed is dropped with a
+reason); a live publisher stays through all of it, even one the new rules would refuse. A key that needs a restart is named and keeps its value; a file
 that does not load keeps the running configuration.
 """
 import os
@@ -56,7 +56,8 @@ def hup(o, what):
 
 def main():
     data = make_ts(os.path.join(tmpdir(), "in.ts"), 60, size="160x90", gop=30)
-    o = Origin(extra_conf=f"[prefix live/vip]\npassphrase = {PASS_A}\n")
+    alog = os.path.join(tmpdir(), "access.log")
+    o = Origin(extra_conf=f"access_log = {alog}\n[prefix live/vip]\npassphrase = {PASS_A}\n")
     with open(o.conf) as f:
         base = f.read().split("[prefix")[0]
     pubs = []
@@ -117,6 +118,27 @@ def main():
         m = len(o.output())
         o.get("/healthz")
         check(wait_for(lambda: " debug " in o.output()[m:], 5), "log_level = debug applies")
+
+        # The access log: a line per request with what the core knows; moved away (logrotate),
+        # a reload reopens it.
+        wait_for(lambda: o.get("/live/vip-a/v.m3u8")[0] == 200, 10)
+        o.get("/live/nosuch/index.m3u8?x=\"y")
+        lines = open(alog).read().splitlines() if os.path.exists(alog) else []
+        pl = [l for l in lines if 'path="/live/vip-a/v.m3u8"' in l]
+        check(pl and " status=200 " in pl[-1] and " method=GET " in pl[-1] and "proto=HTTP/1.1" in
+              pl[-1] and "bytes=" in pl[-1] and "duration_ms=" in pl[-1],
+              f"access log line for a playlist: {pl[-1:] or lines[-2:]}")
+        bad = [l for l in lines if "/live/nosuch/" in l]
+        check(bad and " status=404 " in bad[-1] and '?x=\\"y"' in bad[-1],
+              f"a 404 with its query, quote escaped: {bad[-1:]}")
+        os.rename(alog, alog + ".1")
+        rewrite(o, f"access_log = {alog}\n" + base.replace(f"access_log = {alog}\n", "")
+                .replace("log_level = info", "log_level = debug"),
+                f"[srt]\nmax_publishers = 2\n[prefix live/vip]\npassphrase = {PASS_B}\n")
+        ok, n = hup(o, "access log moved")
+        o.get("/healthz")
+        check(wait_for(lambda: os.path.exists(alog) and 'path="/healthz"' in open(alog).read(), 5),
+              "after the reload, lines go to a new file at the configured path")
 
         # A file that does not load keeps everything.
         rewrite(o, base, "[prefix live/vip]\npassphrase = short\n")

@@ -45,6 +45,7 @@ typedef struct origin_config {
     char *redis;      /* redis://host:port[/db], or NULL */
     char *public_url; /* how edges reach this origin (announced in Redis) */
     char *api_token;  /* Bearer token for POST/DELETE under /api/, or NULL: loopback only */
+    char *access_log; /* "off", "stderr" or a file */
     int log_level;
 
     int64_t srt_latency_ms;
@@ -98,7 +99,8 @@ int origin_new(origin_t **out, uv_loop_t *loop, const origin_config_t *cfg, char
                size_t errlen);
 
 /**
- * Applies what can change while publishers stay (SIGHUP): log_level, api_token, the [prefix]
+ * Applies what can change while publishers stay (SIGHUP): log_level, api_token, access_log
+ * (reopened, for logrotate), the [prefix]
  * rules, [srt] max_publishers, max_per_source, allow and require_passphrase, and the [pull]
  * sections. Other keys are left as they run (the daemon says which need a restart). Checks
  * before it changes anything: returns 0, or ORIGIN_ERR_CONFIG / ORIGIN_ERR_NOMEM with a sentence

@@ -95,6 +95,15 @@ int sw_http_server_new(sw_http_server_t **out, uv_loop_t *loop, const sw_http_se
                        sw_http_handler_cb cb, void *data);
 
 /**
+ * Writes one access-log line (sw/alog.h) per request the server ends or sees aborted, with what
+ * the core knows (no cache status, no upstream time). `log` is the caller's and must outlive the
+ * server or be replaced first; NULL stops. A server whose application writes its own lines (the
+ * edge) leaves it unset. Loop thread.
+ */
+struct sw_alog;
+void sw_http_server_set_alog(sw_http_server_t *s, const struct sw_alog *log);
+
+/**
  * Listens on "HOST:PORT", "[V6]:PORT" or ":PORT". May be called several times. With `reuseport`
  * set, binds with SO_REUSEPORT (one server per worker thread). Returns 0, SW_ERR_ADDR (with
  * *err_desc naming why) or SW_ERR_NOMEM. `bound_port`, if not NULL, receives the port actually

@@ -1,8 +1,6 @@
 /*
- * edge_access_log.c: one logfmt line per request. Lines are written with one write(2) on an
- * O_APPEND descriptor, the way nginx writes its access log, so that a line is never split (each
- * worker has its own descriptor of the same file) and logrotate may move the file at any time;
- * edge__server_reload() then opens the new one.
+ * sw_alog.c: the access log (sw/alog.h), shared by the edge (one descriptor per worker) and the
+ * origin.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -10,10 +8,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "edge_daemon.h"
+#include "sw/alog.h"
 #include "sw/sw.h"
 
-int edge__alog_open(edge__alog_t *l, const char *spec, char *err, size_t errlen)
+int sw_alog_open(sw_alog_t *l, const char *spec, char *err, size_t errlen)
 {
     l->fd = -1;
     l->owned = 0;
@@ -26,14 +24,14 @@ int edge__alog_open(edge__alog_t *l, const char *spec, char *err, size_t errlen)
     int fd = open(spec, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
     if (fd < 0) {
         snprintf(err, errlen, "access_log %s: %s", spec, strerror(errno));
-        return EDGE_ERR_INVAL;
+        return SW_ERR_IO;
     }
     l->fd = fd;
     l->owned = 1;
     return 0;
 }
 
-void edge__alog_close(edge__alog_t *l)
+void sw_alog_close(sw_alog_t *l)
 {
     if (l->owned)
         close(l->fd);
@@ -67,7 +65,7 @@ static size_t put_quoted(char *out, size_t room, const char *v)
     return n;
 }
 
-void edge__alog_write(edge__alog_t *l, const edge__alog_rec_t *r)
+void sw_alog_write(const sw_alog_t *l, const sw_alog_rec_t *r)
 {
     char line[6144], t[40], target[4200];
     if (l->fd < 0)
