@@ -62,6 +62,15 @@ void origin__pub_set_reason(origin_pub_t *pub, const char *fmt, ...)
     pthread_mutex_unlock(&pub->mutex);
 }
 
+void origin__pub_stop(origin_pub_t *pub, const char *reason)
+{
+    pthread_mutex_lock(&pub->mutex);
+    pub->stop = 1;
+    if (pub->reason[0] == '\0')
+        snprintf(pub->reason, sizeof(pub->reason), "%s", reason);
+    pthread_mutex_unlock(&pub->mutex);
+}
+
 void origin__pub_close_later(origin_ingest_t *in, origin_pub_t *pub)
 {
     pthread_mutex_lock(&in->mutex);
@@ -430,13 +439,8 @@ void origin_ingest_free(origin_ingest_t *in)
     /* Stop every publisher; new handshakes are refused from now on. */
     pthread_mutex_lock(&in->mutex);
     in->shutting_down = 1;
-    for (origin_pub_t *p = in->pubs; p != NULL; p = p->next) {
-        pthread_mutex_lock(&p->mutex);
-        p->stop = 1;
-        if (p->reason[0] == '\0')
-            snprintf(p->reason, sizeof(p->reason), "origin shutting down");
-        pthread_mutex_unlock(&p->mutex);
-    }
+    for (origin_pub_t *p = in->pubs; p != NULL; p = p->next)
+        origin__pub_stop(p, "origin shutting down");
     pthread_mutex_unlock(&in->mutex);
 
     /* Deliver what the threads post until every publisher has had its on_unpublish. The demux

@@ -155,6 +155,9 @@ int origin__cond_wait_ms(pthread_cond_t *cond, pthread_mutex_t *mutex, long ms);
 void origin__pub_set_reason(origin_pub_t *pub, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void origin__pub_free(origin_pub_t *pub);
+/* Asks the publisher's demux thread to end (within its receive timeout); the first reason
+ * recorded is the one logged. Any thread, with in->mutex held or not (pub->mutex is taken). */
+void origin__pub_stop(origin_pub_t *pub, const char *reason);
 /* Hands `pub` to the SRT thread (in->close_list), which closes its socket and posts its last
  * event, and wakes that thread. */
 void origin__pub_close_later(origin_ingest_t *in, origin_pub_t *pub);

@@ -690,15 +690,9 @@ static void pull_retire(origin_ingest_t *in, size_t i)
         return;
     }
     pthread_mutex_lock(&in->mutex);
-    for (origin_pub_t *p = in->pubs; p != NULL; p = p->next) {
-        if (p->pull_index == (int)i) {
-            pthread_mutex_lock(&p->mutex);
-            p->stop = 1;
-            if (p->reason[0] == '\0')
-                snprintf(p->reason, sizeof(p->reason), "pull removed by a reload");
-            pthread_mutex_unlock(&p->mutex);
-        }
-    }
+    for (origin_pub_t *p = in->pubs; p != NULL; p = p->next)
+        if (p->pull_index == (int)i)
+            origin__pub_stop(p, "pull removed by a reload");
     pthread_mutex_unlock(&in->mutex);
 }
 
