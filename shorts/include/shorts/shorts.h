@@ -10,8 +10,8 @@
  * - It sells: add-to-cart of one product rises well above that product's rolling baseline (a
  *   burst), while the sound is above the show's quiet level and the picture is not a frozen slate.
  * - Its onset is the host's excitement, which the audio marks: short-term loudness (EBU R128, 3 s)
- *   several LU above its rolling level. Buying follows the onset by the viewers' lag (3 to 8 s on an
- *   LL-HLS audience): a burst is matched to the latest onset within [burst - lag_max, burst -
+ *   several LU above its rolling level. Buying follows the onset by the viewers' lag (3 to 8 s on
+ * an LL-HLS audience): a burst is matched to the latest onset within [burst - lag_max, burst -
  *   lag_min]. A burst with no such onset is not a moment, nor is an onset with no burst.
  * - It starts at the pin (product_pinned) of its product that came at most pin_lookback_s before
  *   the onset, or lead_s before the onset without one; it ends tail_s after the excitement and the
@@ -52,12 +52,13 @@ typedef struct shorts_config {
     double baseline_floor; /* the baseline is never below this many adds per second, 1/60 */
     double cart_factor;    /* a burst: the window's rate at least this times the baseline, 4 */
     int cart_min;          /* ...and at least this many adds (qty summed) in the window, 5 */
-    double pin_lookback_s; /* a pin of the product this long before the onset starts the moment, 25 */
-    double lead_s;         /* without a pin the moment starts this long before the onset, 8 */
-    double tail_s;         /* the moment ends this long after excitement and buying have, 5 */
-    double min_s, max_s;   /* a moment lasts 15 to 60 s */
-    double slate_ratio;    /* picture activity below this fraction of the show's median is a
-                              frozen slate, 0.15 */
+    double
+        pin_lookback_s;  /* a pin of the product this long before the onset starts the moment, 25 */
+    double lead_s;       /* without a pin the moment starts this long before the onset, 8 */
+    double tail_s;       /* the moment ends this long after excitement and buying have, 5 */
+    double min_s, max_s; /* a moment lasts 15 to 60 s */
+    double slate_ratio;  /* picture activity below this fraction of the show's median is a
+                            frozen slate, 0.15 */
 } shorts_config_t;
 
 /** Fills `cfg` with the defaults above. */
@@ -72,10 +73,10 @@ enum {
 
 /* One room event. The detector copies what it keeps. */
 typedef struct shorts_event {
-    int type; /* SHORTS_EV_* */
-    double t; /* media seconds */
-    const char *sku; /* PIN, UNPIN, CART: 1 to 64 bytes */
-    int qty;         /* CART: at least 1 */
+    int type;               /* SHORTS_EV_* */
+    double t;               /* media seconds */
+    const char *sku;        /* PIN, UNPIN, CART: 1 to 64 bytes */
+    int qty;                /* CART: at least 1 */
     double count, window_s; /* CHAT */
 } shorts_event_t;
 
