@@ -126,7 +126,11 @@ def limits(data):
         check("max_publishers (3) reached" in o.output(), "logged with the limit")
         check(refused_total(o, "overload") == 2, "two overload refusals in /metrics")
         check(not live(o, "a2") and not live(o, "b1"), "the refused names never go live")
-        # A slot freed is a slot again.
+        # A slot freed is a slot again. The refused senders retry on their own: stopped first, so
+        # that only the next one contends for the slot.
+        for p in pubs[2:]:
+            if p.sid in ("live/a2", "live/b1"):
+                p.stop()
         pubs[0].stop()
         check(wait_for(lambda: b'"live":true' not in o.get("/api/streams/a0")[2], 15), "a0 gone")
         pubs.append(Pub(o, data, "live/b2", host="[::1]"))
