@@ -327,11 +327,32 @@ static int refuse(origin_ingest_t *in, SRTSOCKET ns, int reason, const char *pee
         [ORIGIN_REFUSE_HANDSHAKE] = SRT_REJX_BAD_REQUEST,
     };
     int code = codes[reason];
+    char ip[64], line[200];
 
     atomic_fetch_add(&in->refused[reason], 1);
+    srt_setrejectreason(ns, code);
+    /* The same refusal of the same address again within 10 s is counted, not logged: the next
+     * other line says how many there were. */
+    peer_ip(peer, ip, sizeof(ip));
+    snprintf(line, sizeof(line), "%s %d %.100s", ip, code, sid);
+    int64_t now = sw_now_ms();
+    pthread_mutex_lock(&in->refuse_mutex);
+    int repeat = strcmp(line, in->refuse_last) == 0 && now - in->refuse_last_ms < 10000;
+    unsigned repeats = in->refuse_repeats;
+    if (repeat) {
+        in->refuse_repeats++;
+    } else {
+        snprintf(in->refuse_last, sizeof(in->refuse_last), "%s", line);
+        in->refuse_last_ms = now;
+        in->refuse_repeats = 0;
+    }
+    pthread_mutex_unlock(&in->refuse_mutex);
+    if (repeat)
+        return -1;
+    if (repeats > 0)
+        sw_log(SW_LOG_WARN, "srt", "the last refusal was repeated %u more times", repeats);
     sw_log(SW_LOG_WARN, "srt", "refused %s streamid \"%.100s\": %s (%d) %s", peer, sid,
            rejx_name(code), code, why);
-    srt_setrejectreason(ns, code);
     return -1;
 }
 

@@ -16,6 +16,7 @@ a caller bound to 127.0.0.2 (srt-live-transmit's adapter=).
 """
 import os
 import signal
+import time
 
 from swtest import (run, Origin, PacedSender, check, free_udp_port, log, make_ts, parse_metrics,
                     tmpdir, wait_for)
@@ -101,6 +102,11 @@ def routes(data):
         check(refused(o, "live/studio", 1403), "a pull's name from the listener: 1403")
         check("published by the configured pull" in o.output(), "the log line says why")
         check(not live(o, "studio"), "the pull's name is not taken")
+        # srt-live-transmit retries several times a second: one line, not one per retry.
+        time.sleep(2)
+        n = sum('streamid "live/studio"' in l for l in o.output().splitlines())
+        check(n == 1 and refused_total(o, "forbidden") >= 5,
+              f"a refusal repeated {refused_total(o, 'forbidden'):.0f} times is logged once ({n})")
     finally:
         for p in pubs:
             p.stop()
