@@ -105,7 +105,7 @@ def routes(data):
         # srt-live-transmit retries several times a second: one line, not one per retry.
         time.sleep(2)
         n = sum('streamid "live/studio"' in l for l in o.output().splitlines())
-        check(n == 1 and refused_total(o, "forbidden") >= 5,
+        check(n == 1 and refused_total(o, "forbidden") >= 2,
               f"a refusal repeated {refused_total(o, 'forbidden'):.0f} times is logged once ({n})")
     finally:
         for p in pubs:
@@ -130,7 +130,8 @@ def limits(data):
         pubs.append(Pub(o, data, "live/b1", host="[::1]"))
         check(refused(o, "live/b1", 1402), "a fourth publisher: 1402 (max_publishers = 3)")
         check("max_publishers (3) reached" in o.output(), "logged with the limit")
-        check(refused_total(o, "overload") == 2, "two overload refusals in /metrics")
+        check(refused_total(o, "overload") >= 2,
+              "overload refusals in /metrics (both senders retry: two at least)")
         check(not live(o, "a2") and not live(o, "b1"), "the refused names never go live")
         # A slot freed is a slot again. The refused senders retry on their own: stopped first, so
         # that only the next one contends for the slot.
