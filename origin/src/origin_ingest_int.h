@@ -139,12 +139,14 @@ struct origin_ingest {
     origin__name_t *names;
     size_t nnames, names_cap;
     atomic_ullong refused[ORIGIN_REFUSE__N]; /* handshakes refused, by reason */
-    /* The last refusal's log line (origin_srt.c refuse()): a caller that retries at once, as
+    /* Recent refusals (origin_srt.c refuse()): a caller that retries at once, as
      * srt-live-transmit does several times a second, would fill the log with the same line. */
     pthread_mutex_t refuse_mutex;
-    char refuse_last[200];
-    int64_t refuse_last_ms;
-    unsigned refuse_repeats;
+    struct origin__refusal {
+        char key[200]; /* address, code, streamid */
+        int64_t since_ms;
+        unsigned repeats;
+    } refusals[16];
 
     /* SRT threads. */
     SRTSOCKET listener;

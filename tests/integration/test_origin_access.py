@@ -102,10 +102,15 @@ def routes(data):
         check(refused(o, "live/studio", 1403), "a pull's name from the listener: 1403")
         check("published by the configured pull" in o.output(), "the log line says why")
         check(not live(o, "studio"), "the pull's name is not taken")
-        # srt-live-transmit retries several times a second: one line, not one per retry.
-        time.sleep(2)
+        # The same refusal again and again (srt-live-transmit may retry several times a second):
+        # one line, not one per attempt.
+        for _ in range(3):
+            again = Pub(o, data, "live/studio")
+            pubs.append(again)
+            time.sleep(0.3)
+        wait_for(lambda: refused_total(o, "forbidden") >= 4, 10)
         n = sum('streamid "live/studio"' in l for l in o.output().splitlines())
-        check(n == 1 and refused_total(o, "forbidden") >= 2,
+        check(n == 1 and refused_total(o, "forbidden") >= 4,
               f"a refusal repeated {refused_total(o, 'forbidden'):.0f} times is logged once ({n})")
     finally:
         for p in pubs:
@@ -161,8 +166,8 @@ def closed_ingest(data):
         pubs.append(Pub(o, data, "live/shop/vip/x", passphrase=PASS))
         check(wait_for(lambda: live(o, "shop-vip-x"), 10),
               "live/shop/vip/x with the passphrase goes live as shop-vip-x")
-        check(refused_total(o, "forbidden") == 1 and refused_total(o, "unauthorized") == 1,
-              "forbidden and unauthorized counted once each")
+        check(refused_total(o, "forbidden") >= 1 and refused_total(o, "unauthorized") >= 1,
+              "forbidden and unauthorized counted (each sender retries: once at least)")
     finally:
         for p in pubs:
             p.stop()
