@@ -357,6 +357,7 @@ int origin_ingest_new(origin_ingest_t **out, uv_loop_t *loop, const origin_inges
         goto fail_config;
     pthread_mutex_init(&in->mutex, NULL);
     pthread_mutex_init(&in->names_mutex, NULL);
+    pthread_mutex_init(&in->refuse_mutex, NULL);
     pthread_cond_init(&in->cond, NULL);
     pthread_cond_init(&in->srt_cond, NULL);
     if (uv_async_init(loop, &in->async, on_async) != 0) {
@@ -372,6 +373,7 @@ fail_async:
     pthread_cond_destroy(&in->cond);
     pthread_cond_destroy(&in->srt_cond);
     pthread_mutex_destroy(&in->names_mutex);
+    pthread_mutex_destroy(&in->refuse_mutex);
     pthread_mutex_destroy(&in->mutex);
     free_config(in);
     uv_close((uv_handle_t *)&in->async, on_close_free);
@@ -380,6 +382,7 @@ fail_locks:
     pthread_cond_destroy(&in->cond);
     pthread_cond_destroy(&in->srt_cond);
     pthread_mutex_destroy(&in->names_mutex);
+    pthread_mutex_destroy(&in->refuse_mutex);
     pthread_mutex_destroy(&in->mutex);
 fail_config:
     free_config(in);
@@ -470,6 +473,7 @@ void origin_ingest_free(origin_ingest_t *in)
     pthread_cond_destroy(&in->cond);
     pthread_cond_destroy(&in->srt_cond);
     pthread_mutex_destroy(&in->names_mutex);
+    pthread_mutex_destroy(&in->refuse_mutex);
     pthread_mutex_destroy(&in->mutex);
     uv_close((uv_handle_t *)&in->async, on_close_free);
 }

@@ -139,6 +139,14 @@ struct origin_ingest {
     origin__name_t *names;
     size_t nnames, names_cap;
     atomic_ullong refused[ORIGIN_REFUSE__N]; /* handshakes refused, by reason */
+    /* Recent refusals (origin_srt.c refuse()): a caller that retries at once, as
+     * srt-live-transmit does several times a second, would fill the log with the same line. */
+    pthread_mutex_t refuse_mutex;
+    struct origin__refusal {
+        char key[200]; /* address, code, streamid */
+        int64_t since_ms;
+        unsigned repeats;
+    } refusals[16];
 
     /* SRT threads. */
     SRTSOCKET listener;

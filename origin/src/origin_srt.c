@@ -327,11 +327,46 @@ static int refuse(origin_ingest_t *in, SRTSOCKET ns, int reason, const char *pee
         [ORIGIN_REFUSE_HANDSHAKE] = SRT_REJX_BAD_REQUEST,
     };
     int code = codes[reason];
+    char ip[64], line[200];
 
     atomic_fetch_add(&in->refused[reason], 1);
+    srt_setrejectreason(ns, code);
+    /* The same refusal of the same address again within 10 s of its last line is counted, not
+     * logged: the next line for it says how many there were. Sixteen such refusals are
+     * remembered, the oldest forgotten first. */
+    peer_ip(peer, ip, sizeof(ip));
+    snprintf(line, sizeof(line), "%s %d %.100s", ip, code, sid);
+    int64_t now = sw_now_ms();
+    unsigned repeats = 0;
+    int repeat = 0;
+    pthread_mutex_lock(&in->refuse_mutex);
+    struct origin__refusal *slot = &in->refusals[0];
+    for (size_t i = 0; i < SW_ARRAY_SIZE(in->refusals); i++) {
+        struct origin__refusal *r = &in->refusals[i];
+        if (strcmp(r->key, line) == 0) {
+            slot = r;
+            break;
+        }
+        if (r->since_ms < slot->since_ms)
+            slot = r;
+    }
+    if (strcmp(slot->key, line) == 0 && now - slot->since_ms < 10000) {
+        slot->repeats++;
+        repeat = 1;
+    } else {
+        repeats = strcmp(slot->key, line) == 0 ? slot->repeats : 0;
+        snprintf(slot->key, sizeof(slot->key), "%s", line);
+        slot->since_ms = now;
+        slot->repeats = 0;
+    }
+    pthread_mutex_unlock(&in->refuse_mutex);
+    if (repeat)
+        return -1;
+    if (repeats > 0)
+        sw_log(SW_LOG_WARN, "srt", "refused %s streamid \"%.100s\" %u more times in 10 s", peer,
+               sid, repeats);
     sw_log(SW_LOG_WARN, "srt", "refused %s streamid \"%.100s\": %s (%d) %s", peer, sid,
            rejx_name(code), code, why);
-    srt_setrejectreason(ns, code);
     return -1;
 }
 

@@ -16,6 +16,7 @@ a caller bound to 127.0.0.2 (srt-live-transmit's adapter=).
 """
 import os
 import signal
+import time
 
 from swtest import (run, Origin, PacedSender, check, free_udp_port, log, make_ts, parse_metrics,
                     tmpdir, wait_for)
@@ -101,6 +102,16 @@ def routes(data):
         check(refused(o, "live/studio", 1403), "a pull's name from the listener: 1403")
         check("published by the configured pull" in o.output(), "the log line says why")
         check(not live(o, "studio"), "the pull's name is not taken")
+        # The same refusal again and again (srt-live-transmit may retry several times a second):
+        # one line, not one per attempt.
+        for _ in range(3):
+            again = Pub(o, data, "live/studio")
+            pubs.append(again)
+            time.sleep(0.3)
+        wait_for(lambda: refused_total(o, "forbidden") >= 4, 10)
+        n = sum('streamid "live/studio"' in l for l in o.output().splitlines())
+        check(n == 1 and refused_total(o, "forbidden") >= 4,
+              f"a refusal repeated {refused_total(o, 'forbidden'):.0f} times is logged once ({n})")
     finally:
         for p in pubs:
             p.stop()
@@ -124,7 +135,8 @@ def limits(data):
         pubs.append(Pub(o, data, "live/b1", host="[::1]"))
         check(refused(o, "live/b1", 1402), "a fourth publisher: 1402 (max_publishers = 3)")
         check("max_publishers (3) reached" in o.output(), "logged with the limit")
-        check(refused_total(o, "overload") == 2, "two overload refusals in /metrics")
+        check(refused_total(o, "overload") >= 2,
+              "overload refusals in /metrics (both senders retry: two at least)")
         check(not live(o, "a2") and not live(o, "b1"), "the refused names never go live")
         # A slot freed is a slot again. The refused senders retry on their own: stopped first, so
         # that only the next one contends for the slot.
@@ -154,8 +166,8 @@ def closed_ingest(data):
         pubs.append(Pub(o, data, "live/shop/vip/x", passphrase=PASS))
         check(wait_for(lambda: live(o, "shop-vip-x"), 10),
               "live/shop/vip/x with the passphrase goes live as shop-vip-x")
-        check(refused_total(o, "forbidden") == 1 and refused_total(o, "unauthorized") == 1,
-              "forbidden and unauthorized counted once each")
+        check(refused_total(o, "forbidden") >= 1 and refused_total(o, "unauthorized") >= 1,
+              "forbidden and unauthorized counted (each sender retries: once at least)")
     finally:
         for p in pubs:
             p.stop()

@@ -111,6 +111,11 @@ def main():
         check(in_progress < first_new <= in_progress + 3,
               f"numbering continues past the segment in progress and its unlogged file, not past "
               f"the torn line ({in_progress} -> {first_new})")
+        # Audio closes its segment at video's cut, a little after it: wait until both list it.
+        def listed(k):
+            p = playlist(o2, f"/live/dvr/{k}.m3u8?dvr=1")
+            return p if p and first_new in [s["msn"] for s in p["segments"]] else None
+        wait_for(lambda: listed("v") and listed("a"), 10, 0.25)
         dvr = {k: playlist(o2, f"/live/dvr/{k}.m3u8?dvr=1") for k in ("v", "a")}
         for k in ("v", "a"):
             p = dvr[k]
