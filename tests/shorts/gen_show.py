@@ -216,7 +216,10 @@ def place(rng, moments, decoys, usable):
 def make_show(seed, minutes=None):
     """Draws the whole show. Returns (show, events, labels); no file is written."""
     rng = random.Random(seed)
-    duration = float(round(minutes * 60)) if minutes else float(rng.randint(SHOW_MIN_S, SHOW_MAX_S))
+    # The length is drawn even when it is given, so that --minutes changes only the length and
+    # where things fall, not what the show holds.
+    drawn = float(rng.randint(SHOW_MIN_S, SHOW_MAX_S))
+    duration = float(round(minutes * 60)) if minutes else drawn
     prods = products(rng, seed, rng.randint(4, 6))
     skus = [p["sku"] for p in prods]
     n_moments = rng.choice([2, 2, 3])
@@ -403,7 +406,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("seed", type=int)
     ap.add_argument("outdir")
-    ap.add_argument("--minutes", type=float, help="the show's length (default: 4 to 6, drawn)")
+    ap.add_argument("--minutes", type=float,
+                    help="the show's length (default: 4 to 6, drawn); a short show may hold no "
+                    "decoy")
     args = ap.parse_args()
     t0 = time.monotonic()
     labels = generate(args.seed, args.outdir, args.minutes)
