@@ -229,7 +229,15 @@ static int analyze(int argc, char **argv)
             o.events_path = optarg;
         else if (opt == 'S')
             signals = optarg;
-        else if (opt != 'l') {
+        else if (opt == 'l') {
+            int level = sw_log_level_parse(optarg);
+            if (level < 0) {
+                fprintf(stderr, "shortwave-origin: log_level: expected error, warn, info or "
+                                "debug\n");
+                return 2;
+            }
+            sw_log_set_level(level);
+        } else {
             fprintf(stderr, "shortwave-origin: --analyze takes only --events, "
                             "--analyze-signals and --log-level\n");
             return 2;
@@ -263,7 +271,7 @@ int main(int argc, char **argv)
     int check_only = 0, opt;
 
     /* --help and --version first, before a file that might not load. */
-    int analyzing = 0, analyze_only = 0, log_level = SW_LOG_INFO;
+    int analyzing = 0, analyze_only = 0;
     while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
         if (opt == 'h' || opt == 'V' || opt == '?') {
             if (opt == 'V')
@@ -276,15 +284,9 @@ int main(int argc, char **argv)
             analyzing = 1;
         else if (opt == 'E' || opt == 'S')
             analyze_only = 1;
-        else if (opt == 'l' && (log_level = sw_log_level_parse(optarg)) < 0) {
-            fprintf(stderr, "shortwave-origin: --log-level: expected error, warn, info or debug\n");
-            return 2;
-        }
     }
-    if (analyzing) {
-        sw_log_set_level(log_level);
+    if (analyzing)
         return analyze(argc, argv);
-    }
     if (analyze_only) {
         fprintf(stderr, "shortwave-origin: --events and --analyze-signals need --analyze\n");
         return 2;

@@ -211,6 +211,10 @@ def main():
     # --- flags ---
     rc, out, err, _ = analyze("--events", ev_t)
     check(rc == 2 and "--analyze" in err, f"--events without --analyze is refused ({err.strip()})")
+    rc, out, err, _ = analyze("--analyze", ts, "--srt", "127.0.0.1:1")
+    check(rc == 2 and "--analyze takes only" in err, f"a daemon flag with --analyze is refused ({err.strip()})")
+    rc, out, err, _ = analyze("--analyze", ts, "--log-level", "loud")
+    check(rc == 2 and "log_level" in err, f"a bad --log-level is refused ({err.strip()})")
     r = subprocess.run([ORIGIN, "--help"], capture_output=True, timeout=20)
     check(b"--analyze FILE" in r.stdout and b"--analyze-signals" in r.stdout,
           "--help shows --analyze, --events and --analyze-signals")
