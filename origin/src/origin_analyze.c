@@ -335,6 +335,7 @@ static int interleave(analysis_t *an, const AVFrame *fr, int ch)
 {
     size_t n = (size_t)fr->nb_samples * (size_t)ch;
     enum AVSampleFormat fmt = (enum AVSampleFormat)fr->format;
+    enum AVSampleFormat packed = av_get_packed_sample_fmt(fmt);
     int planar = av_sample_fmt_is_planar(fmt);
 
     if (n > an->bufcap) {
@@ -349,7 +350,7 @@ static int interleave(analysis_t *an, const AVFrame *fr, int ch)
         for (int i = 0; i < fr->nb_samples; i++) {
             size_t at = planar ? (size_t)i : (size_t)i * (size_t)ch + (size_t)c;
             float v;
-            switch (av_get_packed_sample_fmt(fmt)) {
+            switch (packed) {
             case AV_SAMPLE_FMT_FLT:
                 v = ((const float *)plane)[at];
                 break;
