@@ -1,6 +1,7 @@
 /*
  * shortwave-origin: SRT in, LL-HLS and DASH out. Parses flags and the config file, runs the loop.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -20,6 +21,9 @@ static const struct option longopts[] = {
     {"public-url", required_argument, NULL, 'p'},
     {"log-level", required_argument, NULL, 'l'},
     {"check-config", no_argument, NULL, 'k'},
+    {"analyze", required_argument, NULL, 'A'},
+    {"events", required_argument, NULL, 'E'},
+    {"analyze-signals", required_argument, NULL, 'S'},
     {"version", no_argument, NULL, 'V'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -27,11 +31,19 @@ static const struct option longopts[] = {
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: shortwave-origin [-c FILE] [--srt ADDR:PORT] [--http ADDR:PORT] [--data DIR]\n"
-            "                        [--redis redis://HOST:PORT] [--public-url URL]\n"
-            "                        [--log-level error|warn|info|debug] [--check-config]\n"
-            "\nFlags override the file. Config keys (section, key, default):\n");
+    fprintf(
+        f,
+        "usage: shortwave-origin [-c FILE] [--srt ADDR:PORT] [--http ADDR:PORT] [--data DIR]\n"
+        "                        [--redis redis://HOST:PORT] [--public-url URL]\n"
+        "                        [--log-level error|warn|info|debug] [--check-config]\n"
+        "       shortwave-origin --analyze FILE.ts [--events FILE.jsonl]\n"
+        "                        [--analyze-signals FILE|-]\n"
+        "\n--analyze runs the shorts detector over a recorded show and its room events (one\n"
+        "JSON object a line; without --events there are none, so no moments) and prints the\n"
+        "moments as one JSON array; --analyze-signals also writes every signal it fed (loudness,\n"
+        "video frames, events) as JSON lines. Exit 0, 2 for a bad argument or input (a bad\n"
+        "events line stops it, named), 1 for any other failure.\n"
+        "\nFlags override the file. Config keys (section, key, default):\n");
     for (const sw_conf_key_t *k = origin_conf_keys(); k->name != NULL; k++) {
         char sec[24];
         snprintf(sec, sizeof(sec), k->section[0] ? "[%s]" : "%s", k->section);
@@ -197,6 +209,61 @@ static void on_signal(uv_signal_t *h, int signum)
     origin_shutdown(d->origin, on_closed, d);
 }
 
+/*
+ * --analyze: no loop and no config file; the detector's defaults. Returns the exit status: 0, 2
+ * for what the caller gave (a file that cannot be read, a bad events line, media that cannot be
+ * read), 1 for the rest.
+ */
+static int analyze(int argc, char **argv)
+{
+    origin_analyze_opts_t o = {.out = stdout};
+    const char *signals = NULL;
+    char err[512];
+    int opt;
+
+    optind = 0;
+    while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+        if (opt == 'A')
+            o.ts_path = optarg;
+        else if (opt == 'E')
+            o.events_path = optarg;
+        else if (opt == 'S')
+            signals = optarg;
+        else if (opt == 'l') {
+            int level = sw_log_level_parse(optarg);
+            if (level < 0) {
+                fprintf(stderr, "shortwave-origin: log_level: expected error, warn, info or "
+                                "debug\n");
+                return 2;
+            }
+            sw_log_set_level(level);
+        } else {
+            fprintf(stderr, "shortwave-origin: --analyze takes only --events, "
+                            "--analyze-signals and --log-level\n");
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "shortwave-origin: unexpected argument \"%s\"\n", argv[optind]);
+        return 2;
+    }
+    if (signals != NULL && strcmp(signals, "-") == 0) {
+        o.signals = stdout;
+    } else if (signals != NULL && (o.signals = fopen(signals, "w")) == NULL) {
+        fprintf(stderr, "shortwave-origin: %s: cannot create: %s\n", signals, strerror(errno));
+        return 2;
+    }
+    int rv = origin_analyze(&o, err, sizeof(err));
+    if (o.signals != NULL && o.signals != stdout && fclose(o.signals) != 0 && rv == 0) {
+        snprintf(err, sizeof(err), "%s: cannot write: %s", signals, strerror(errno));
+        rv = ORIGIN_ERR_IO;
+    }
+    if (rv == 0)
+        return 0;
+    fprintf(stderr, "shortwave-origin: %s\n", err);
+    return rv == ORIGIN_ERR_CONFIG || rv == ORIGIN_ERR_MEDIA ? 2 : 1;
+}
+
 int main(int argc, char **argv)
 {
     static daemon_ctx_t d;
@@ -204,6 +271,7 @@ int main(int argc, char **argv)
     int check_only = 0, opt;
 
     /* --help and --version first, before a file that might not load. */
+    int analyzing = 0, analyze_only = 0;
     while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
         if (opt == 'h' || opt == 'V' || opt == '?') {
             if (opt == 'V')
@@ -212,6 +280,16 @@ int main(int argc, char **argv)
                 usage(opt == 'h' ? stdout : stderr);
             return opt == '?' ? 2 : 0;
         }
+        if (opt == 'A')
+            analyzing = 1;
+        else if (opt == 'E' || opt == 'S')
+            analyze_only = 1;
+    }
+    if (analyzing)
+        return analyze(argc, argv);
+    if (analyze_only) {
+        fprintf(stderr, "shortwave-origin: --events and --analyze-signals need --analyze\n");
+        return 2;
     }
     if (load_config(argc, argv, &d.cfg, &check_only, err, sizeof(err)) != 0) {
         fprintf(stderr, "shortwave-origin: %s\n", err);

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev clang-format
 libuv1-dev libsrt-gnutls-dev libavformat-dev libavcodec-dev libavutil-dev libnghttp2-dev
 libhiredis-dev libwebsockets-dev libjansson-dev libcmocka-dev libssl-dev libcurl4-openssl-dev
-libinih-dev ffmpeg srt-tools redis-server nghttp2-client curl openssl python3 libxml2-utils
+libinih-dev libebur128-dev ffmpeg srt-tools redis-server nghttp2-client curl openssl python3 libxml2-utils
 nodejs chromium"
 
 missing=""

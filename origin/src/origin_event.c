@@ -24,6 +24,7 @@ enum field_kind {
     F_COUNT,    /* an integer >= 0 */
     F_SECONDS,  /* a number >= 0 */
     F_UTC,      /* RFC 3339 UTC: 2026-11-28T09:30:00Z or with .mmm */
+    F_WINDOW,   /* a number of seconds > 0, at most 3600 */
 };
 
 typedef struct field {
@@ -35,6 +36,9 @@ typedef struct field {
 typedef struct event_type {
     const char *name;
     field_t fields[7];
+    /* Not shown in the media (playlists, MPD): a signal for the shorts detector, posted every
+     * few seconds, that would crowd the pins out of a room's ORIGIN_ROOM_MAX_EVENTS. */
+    int signal_only;
 } event_type_t;
 
 static const event_type_t types[] = {
@@ -44,21 +48,25 @@ static const event_type_t types[] = {
       {"price", F_PRICE, 0},
       {"currency", F_CURRENCY, 0},
       {"image", F_URL, 0},
-      {"stock", F_COUNT, 0}}},
-    {"product_unpinned", {{"sku", F_TEXT, 0}}},
-    {"price_update", {{"sku", F_TEXT, 0}, {"price", F_PRICE, 0}, {"currency", F_CURRENCY, 0}}},
-    {"stock_update", {{"sku", F_TEXT, 0}, {"stock", F_COUNT, 0}}},
+      {"stock", F_COUNT, 0}},
+     0},
+    {"product_unpinned", {{"sku", F_TEXT, 0}}, 0},
+    {"price_update", {{"sku", F_TEXT, 0}, {"price", F_PRICE, 0}, {"currency", F_CURRENCY, 0}}, 0},
+    {"stock_update", {{"sku", F_TEXT, 0}, {"stock", F_COUNT, 0}}, 0},
     {"flash_sale",
      {{"sku", F_TEXT, 0},
       {"price", F_PRICE, 0},
       {"currency", F_CURRENCY, 0},
-      {"ends_at", F_UTC, 0}}},
+      {"ends_at", F_UTC, 0}},
+     0},
     {"short_ready",
      {{"short_id", F_TEXT, 0},
       {"url", F_URL, 0},
       {"title", F_TEXT, 0},
       {"duration", F_SECONDS, 0},
-      {"poster", F_URL, 1}}},
+      {"poster", F_URL, 1}},
+     0},
+    {"chat_rate", {{"count", F_COUNT, 0}, {"window_s", F_WINDOW, 0}}, 1},
 };
 
 #define MAX_TEXT 2048 /* bytes in one string field */
@@ -69,6 +77,14 @@ const char *origin__event_type_name(const char *s)
         if (strcmp(types[i].name, s) == 0)
             return types[i].name;
     return NULL;
+}
+
+int origin__event_in_media(const char *type)
+{
+    for (size_t i = 0; i < SW_ARRAY_SIZE(types); i++)
+        if (strcmp(types[i].name, type) == 0)
+            return !types[i].signal_only;
+    return 0;
 }
 
 int origin__room_name_valid(const char *s, size_t n)
@@ -134,6 +150,10 @@ static const char *check_value(const field_t *f, json_t *v)
     case F_SECONDS:
         if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 1e9)
             return "expected a number of seconds >= 0";
+        return NULL;
+    case F_WINDOW:
+        if (!json_is_number(v) || !(json_number_value(v) > 0) || json_number_value(v) > 3600)
+            return "expected a number of seconds above 0, at most 3600";
         return NULL;
     }
     if (s == NULL)

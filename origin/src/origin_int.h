@@ -311,6 +311,11 @@ int origin__event_parse(const uint8_t *body, size_t len, origin_event_in_t *out,
 void origin__event_in_dispose(origin_event_in_t *ev);
 /** The static name of a known event type, or NULL. */
 const char *origin__event_type_name(const char *s);
+/**
+ * 1 when events of `type` go into the media (EXT-X-DATERANGE, EventStream); 0 for a signal that
+ * only the shorts detector reads (chat_rate), and for an unknown type.
+ */
+int origin__event_in_media(const char *type);
 /** 1 to 64 characters of A-Z a-z 0-9 _ - . */
 int origin__room_name_valid(const char *s, size_t n);
 /** RFC 3339 UTC ("...T09:30:00Z" or "...T09:30:00.123Z") to unix ms; -1 when it is not that. */

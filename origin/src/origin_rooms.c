@@ -114,7 +114,10 @@ static void room_prune(origin_stream_t *st)
     }
 }
 
-/* Adds one event (ignoring one already there), kept in media-time order. */
+/*
+ * Adds one event (ignoring one already there, and one of a type that stays out of the media),
+ * kept in media-time order.
+ */
 static int room_add(origin_stream_t *st, const char *id, const char *type, int64_t media_ms,
                     const char *inner)
 {
@@ -123,6 +126,9 @@ static int room_add(origin_stream_t *st, const char *id, const char *type, int64
 
     if (id_newer(id, rm->last_id))
         snprintf(rm->last_id, sizeof(rm->last_id), "%s", id);
+    /* chat_rate is read like any event (the shorts detector wants it), but no player does. */
+    if (!origin__event_in_media(type))
+        return 0;
     for (size_t i = 0; i < rm->n; i++)
         if (strcmp(rm->ev[i].id, id) == 0)
             return 0;

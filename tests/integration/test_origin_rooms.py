@@ -266,6 +266,30 @@ def main():
     check(re.search(r"shortwave_origin_room_events_skipped_total [1-9]", m) is not None,
           "an entry with an unknown type is skipped and counted")
 
+    # ---- chat_rate: a signal for the shorts detector, written like any event, never in the media ----
+    skipped = re.search(r"shortwave_origin_room_events_skipped_total (\d+)", m).group(1)
+    st, js, raw = post_event(o, "chat_rate", {"count": 42, "window_s": 5})
+    chat_id, chat_mt = (js or {}).get("id", ""), (js or {}).get("media_time", pin_mt)
+    xr = redis_cli(rport, "XRANGE", f"room:{ROOM}:events", chat_id or "0", chat_id or "0").splitlines()
+    check(st == 201 and xr[:1] == [chat_id] and xr[xr.index("type") + 1] == "chat_rate" and
+          json.loads(xr[xr.index("data") + 1]) == {"count": 42, "window_s": 5},
+          f"POST chat_rate: 201 and in room:{ROOM}:events ({st} {raw!r} {xr})")
+    st, js, raw = post_event(o, "chat_rate", {"count": 42, "window_s": 0})
+    check(st == 400 and "data.window_s" in js.get("error", ""), f"window_s 0: 400 ({st} {raw!r})")
+    # A later event at the same media time, once it shows, proves that the reader went past the
+    # chat_rate entry and that the playlists reach its time.
+    zid = redis_cli(rport, "XADD", f"room:{ROOM}:events", "*", "type", "stock_update", "data",
+                    json.dumps({"sku": "SKU-1", "stock": 2}), "media_time", chat_mt)
+    check(wait_for(lambda: find_range(o, "v.m3u8", zid) and find_range(o, "a.m3u8", zid), 15)
+          is not None, "a later event at the same media time shows")
+    st, _, mpd = o.get(f"/live/{ROOM}/manifest.mpd")
+    check(chat_id not in playlist(o, "v.m3u8") and chat_id not in playlist(o, "a.m3u8") and
+          chat_id not in playlist(o, "v.m3u8", "?dvr=1") and chat_id.encode() not in mpd,
+          "the chat_rate entry is in no playlist and not in the MPD")
+    m = o.get("/metrics")[2].decode()
+    check(re.search(r"shortwave_origin_room_events_skipped_total (\d+)", m).group(1) == skipped,
+          "nor is it counted as skipped")
+
     # ---- players still read the playlists and the MPD ----
     r = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0",
                         o.base + f"/live/{ROOM}/index.m3u8"], capture_output=True, timeout=60)
@@ -322,7 +346,7 @@ def main():
     m = o.get("/metrics")[2].decode()
     posted = int(re.search(r"shortwave_origin_room_events_posted_total (\d+)", m).group(1))
     refused = int(re.search(r'shortwave_origin_room_events_refused_total\{reason="bad_request"\} (\d+)', m).group(1))
-    check(posted == 4 and refused >= len(bad), f"metrics count posts ({posted}) and refusals ({refused})")
+    check(posted == 5 and refused >= len(bad), f"metrics count posts ({posted}) and refusals ({refused})")
 
     # ---- restart: the events come back from Redis (XREVRANGE at start) ----
     pub.stop()

@@ -14,8 +14,10 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <uv.h>
 
+#include "shorts/shorts.h"
 #include "sw/conf.h"
 
 enum {
@@ -23,7 +25,8 @@ enum {
     ORIGIN_ERR_NOMEM = -1,
     ORIGIN_ERR_CONFIG = -2, /* a bad value; the error text names it */
     ORIGIN_ERR_LISTEN = -3, /* an address could not be bound */
-    ORIGIN_ERR_IO = -4,     /* the data folder is not usable */
+    ORIGIN_ERR_IO = -4,     /* the data folder is not usable; an output cannot be written */
+    ORIGIN_ERR_MEDIA = -5,  /* a media file cannot be opened, read or decoded */
 };
 
 typedef struct origin_rule_conf {
@@ -114,5 +117,36 @@ int origin_reload(origin_t *o, const origin_config_t *cfg, char *err, size_t err
  */
 void origin_shutdown(origin_t *o, void (*on_closed)(void *data), void *data);
 void origin_free(origin_t *o);
+
+/* Offline analysis (`shortwave-origin --analyze`): origin_analyze(). */
+typedef struct origin_analyze_opts {
+    const char *ts_path;     /* the media: MPEG-TS, or any file libavformat reads */
+    const char *events_path; /* room events, one JSON object a line; NULL: none (no moments) */
+    const shorts_config_t *shorts; /* the detector's settings; NULL: shorts_config_init()'s */
+    FILE *out;                     /* gets the moments: one JSON array */
+    FILE *signals; /* NULL, or gets every signal fed to the detector as a JSON line */
+} origin_analyze_opts_t;
+
+/**
+ * Runs the shorts/ detector over a recorded show, as the live origin would: reads the whole
+ * events file first (src/origin_analyze.h has its format) and sorts it by time (stable), then
+ * demuxes the media, decodes its first audio stream and measures its EBU R128 short-term loudness
+ * (libebur128) every 100 ms of audio, takes every packet of its first video stream as one frame
+ * (its size and keyframe flag; no video decoding), and feeds these and the events to the detector
+ * in time order. Times are seconds with t = 0 at the first video packet's DTS (the first audio
+ * packet's without video). Writes the moments to opts->out as one JSON array
+ * ([{"start":s,"end":s,"score":x,"sku":"...","evidence":{...}}, ...], one moment a line), only
+ * once the analysis succeeded. With opts->signals, writes each signal as it is fed, one JSON
+ * object a line: {"signal":"start",...} first, then "loudness" (t, lufs: null for silence),
+ * "video" (t, bytes, key) and "event" (t, type and the event's fields) lines.
+ *
+ * A bad line of the events file stops the analysis: a score computed from a file read in part
+ * would look right and be wrong. Blocking; any thread; no loop needed. Returns 0, or, with a
+ * sentence in err: ORIGIN_ERR_CONFIG (the events file cannot be read, or a line is bad: the
+ * sentence names the file and the line), ORIGIN_ERR_MEDIA (the media cannot be opened, has
+ * neither audio nor video, its audio has no decoder, or reading it failed), ORIGIN_ERR_IO (an
+ * output could not be written) or ORIGIN_ERR_NOMEM.
+ */
+int origin_analyze(const origin_analyze_opts_t *opts, char *err, size_t errlen);
 
 #endif

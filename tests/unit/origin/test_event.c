@@ -42,6 +42,8 @@ static void test_accepts_each_type(void **state)
         "{\"type\":\"short_ready\",\"data\":{\"short_id\":\"s\",\"url\":\"https://x/"
         "s.m3u8\",\"title\":"
         "\"t\",\"duration\":12.5}}",
+        "{\"type\":\"chat_rate\",\"data\":{\"count\":0,\"window_s\":5}}",
+        "{\"type\":\"chat_rate\",\"data\":{\"count\":1200,\"window_s\":0.5}}",
     };
     for (size_t i = 0; i < SW_ARRAY_SIZE(good); i++) {
         origin_event_in_t ev;
@@ -106,6 +108,27 @@ static void test_reasons(void **state)
     expect_refused("{\"type\":\"short_ready\",\"data\":{\"short_id\":\"s\",\"url\":\"https://x y\","
                    "\"title\":\"t\",\"duration\":1}}",
                    "data.url: expected a URL without spaces");
+    /* chat_rate: count messages over window_s seconds. */
+    expect_refused("{\"type\":\"chat_rate\",\"data\":{\"count\":-1,\"window_s\":5}}",
+                   "data.count: expected an integer >= 0");
+    expect_refused("{\"type\":\"chat_rate\",\"data\":{\"count\":1.5,\"window_s\":5}}",
+                   "data.count: expected an integer >= 0");
+    expect_refused("{\"type\":\"chat_rate\",\"data\":{\"count\":\"3\",\"window_s\":5}}",
+                   "data.count: expected an integer >= 0");
+    expect_refused("{\"type\":\"chat_rate\",\"data\":{\"count\":3,\"window_s\":0}}",
+                   "data.window_s: expected a number of seconds above 0");
+    expect_refused("{\"type\":\"chat_rate\",\"data\":{\"count\":3,\"window_s\":-5}}",
+                   "data.window_s: expected a number of seconds above 0");
+    expect_refused("{\"type\":\"chat_rate\",\"data\":{\"count\":3,\"window_s\":7200}}",
+                   "data.window_s: expected a number of seconds above 0, at most 3600");
+    expect_refused("{\"type\":\"chat_rate\",\"data\":{\"count\":3,\"window_s\":\"5\"}}",
+                   "data.window_s: expected a number");
+    expect_refused("{\"type\":\"chat_rate\",\"data\":{\"count\":3}}",
+                   "data.window_s: missing (required for chat_rate)");
+    expect_refused("{\"type\":\"chat_rate\",\"data\":{\"window_s\":5}}",
+                   "data.count: missing (required for chat_rate)");
+    expect_refused("{\"type\":\"chat_rate\",\"data\":{\"count\":3,\"window_s\":5,\"sku\":\"a\"}}",
+                   "data.sku: not a field of chat_rate");
     /* Duplicate members, NUL in strings. */
     expect_refused("{\"type\":\"product_unpinned\",\"type\":\"x\",\"data\":{\"sku\":\"a\"}}",
                    "invalid JSON");
@@ -166,6 +189,15 @@ static void test_entries(void **state)
     assert_int_equal(origin__event_from_entry("stock_update", "{}", 2, &type, &inner), 0);
     assert_string_equal(inner, "");
     free(inner);
+    /* chat_rate is read back from Redis like any event, but only the detector wants it. */
+    d = "{\"count\":12,\"window_s\":5}";
+    assert_int_equal(origin__event_from_entry("chat_rate", d, strlen(d), &type, &inner), 0);
+    assert_string_equal(type, "chat_rate");
+    free(inner);
+    assert_false(origin__event_in_media("chat_rate"));
+    assert_true(origin__event_in_media("product_pinned"));
+    assert_true(origin__event_in_media("short_ready"));
+    assert_false(origin__event_in_media("nonsense"));
 }
 
 static void test_utc_and_names(void **state)
