@@ -55,7 +55,8 @@ typedef struct product {
     size_t nadds, cap;
     /* The burst in progress, if any. */
     int in_burst;
-    double b_start, b_last, b_baseline, b_peak;
+    double b_first, b_start, b_last, b_baseline,
+        b_peak; /* first: the cluster's; start: the core's */
     int b_adds;
     /* Pins, newest last. */
     double *pins;
@@ -403,10 +404,35 @@ static void burst_add(shorts_detector_t *d, product_t *p)
         baseline = c->baseline_floor;
     if (in_window < c->cart_min || rate < c->cart_factor * baseline)
         return;
-    size_t first;
-    LOWER_BOUND(p->adds, p->nadds, t, a->t - w, first);
+    /*
+     * Where the burst began. A trailing window finds it late when the rate is modest, so its
+     * adds are followed back while they come within a window of each other: the cluster. Its
+     * first adds may still be the product's usual trickle that happened to come just before;
+     * those standing apart from the rest (a gap over twice the cluster's median) are left out of
+     * the core. The onset is then looked for so that some start between the cluster's and the
+     * core's lags behind it by the viewers' lag (match_onset()).
+     */
+    size_t first = p->nadds - 1, core;
+    while (first > 0 && p->adds[first].t - p->adds[first - 1].t <= w &&
+           a->t - p->adds[first - 1].t <= 3 * w)
+        first--;
+    size_t ngaps = p->nadds - 1 - first;
+    if (scratch_fit(d, ngaps + 1) != 0) {
+        core = first;
+    } else {
+        for (size_t i = 0; i < ngaps; i++)
+            d->scratch[i] = p->adds[first + i + 1].t - p->adds[first + i].t;
+        double med = median(d, ngaps);
+        for (core = first; core + 2 < p->nadds && p->adds[core + 1].t - p->adds[core].t > 2 * med;
+             core++)
+            ;
+    }
+    in_window = 0;
+    for (size_t i = core; i < p->nadds; i++)
+        in_window += p->adds[i].qty;
+    p->b_first = p->adds[first].t;
     p->in_burst = 1;
-    p->b_start = p->adds[first].t;
+    p->b_start = p->adds[core].t;
     p->b_last = a->t;
     p->b_baseline = baseline;
     p->b_peak = rate;
@@ -486,19 +512,20 @@ static double chat_ratio(shorts_detector_t *d, double from, double to)
     return med > 0 ? best / med : 0;
 }
 
-/* The excitement a burst starting at `b` follows: the latest unused one whose onset lies in the
- * lag window. NULL if none. */
-static excite_t *match_onset(shorts_detector_t *d, double b)
+/* The excitement a burst follows: the latest unused one whose onset lies the viewers' lag before
+ * some start of the burst between `first` (its cluster's) and `start` (its core's). NULL if
+ * none. */
+static excite_t *match_onset(shorts_detector_t *d, double first, double start)
 {
     const shorts_config_t *c = &d->cfg;
     for (size_t i = d->nex; i > 0; i--) {
         excite_t *e = &d->ex[i - 1];
         if (e->used || isnan(e->onset))
             continue;
-        double lag = b - e->onset;
-        if (lag >= c->lag_min_s - LAG_TOL_S && lag <= c->lag_max_s + LAG_TOL_S)
+        if (e->onset >= first - c->lag_max_s - LAG_TOL_S &&
+            e->onset <= start - c->lag_min_s + LAG_TOL_S)
             return e;
-        if (lag > c->lag_max_s + LAG_TOL_S + c->max_s)
+        if (e->onset < first - c->lag_max_s - LAG_TOL_S - c->max_s)
             break;
     }
     return NULL;
@@ -508,7 +535,7 @@ static excite_t *match_onset(shorts_detector_t *d, double b)
 static void decide(shorts_detector_t *d, product_t *p)
 {
     const shorts_config_t *c = &d->cfg;
-    excite_t *e = match_onset(d, p->b_start);
+    excite_t *e = match_onset(d, p->b_first, p->b_start);
 
     p->in_burst = 0;
     if (e == NULL || d->nready == MAX_READY)
@@ -530,6 +557,7 @@ static void decide(shorts_detector_t *d, product_t *p)
     m.ev.adds = p->b_adds;
     m.ev.peak_rate = p->b_peak;
     m.ev.baseline = p->b_baseline;
+    m.ev.buy_first = p->b_first;
     m.ev.lag_s = p->b_start - e->onset;
     m.ev.activity_ratio = act;
     m.ev.chat_ratio = chat_ratio(d, e->onset, p->b_start + c->cart_window_s);
@@ -572,7 +600,7 @@ static void sweep(shorts_detector_t *d, double now)
             if (!p->in_burst || (now - p->b_last < d->cfg.cart_window_s && !d->finished))
                 continue;
             /* Its excitement must have ended, unless it never will within a moment's length. */
-            excite_t *e = match_onset(d, p->b_start);
+            excite_t *e = match_onset(d, p->b_first, p->b_start);
             if (e == NULL && d->excited && !d->finished &&
                 now - d->ex[d->nex - 1].enter < d->cfg.max_s)
                 continue;
@@ -676,6 +704,7 @@ int shorts_moment_json(const shorts_moment_t *m, sw_str_t *out)
     num(out, "excite_end", e->excite_end, 1);
     num(out, "peak_lu", e->peak_lu, 1);
     num(out, "level_lufs", e->level_lufs, 1);
+    num(out, "buy_first", e->buy_first, 1);
     num(out, "buy_start", e->buy_start, 1);
     num(out, "buy_end", e->buy_end, 1);
     sw_str_printf(out, "\"adds\":%d,", e->adds);

@@ -86,12 +86,14 @@ typedef struct shorts_evidence {
     double excite_end;     /* excitement ended (loudness back under level + calm_lu) */
     double peak_lu;        /* the excitement's peak short-term loudness above the level, LU */
     double level_lufs;     /* the rolling level at the onset */
-    double buy_start;      /* the burst's first add */
+    double buy_first;      /* the first add of the burst's cluster (adds a window apart at most) */
+    double buy_start;      /* the burst's first add, leaving out leading adds that stand apart */
     double buy_end;        /* the burst's last add before the rate fell back */
     int adds;              /* adds of the product (qty summed) from buy_start to buy_end */
     double peak_rate;      /* the burst's highest rate, adds per second over cart_window_s */
     double baseline;       /* the product's baseline at the burst, adds per second */
-    double lag_s;          /* buy_start - onset */
+    double lag_s;          /* buy_start - onset (matched when some start from buy_first to buy_start
+                              lags the onset by lag_min_s..lag_max_s, give or take 1.5 s) */
     double pin_t;          /* the pin the moment starts at; -1 without one */
     double activity_ratio; /* picture activity around the onset over the show's median */
     double chat_ratio;     /* chat rate at the onset over its median; 0 without chat_rate events */
