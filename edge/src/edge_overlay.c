@@ -447,6 +447,9 @@ static void room_apply(room_t *r, const edge__ov_event_t *ev, ov_msg_t *m, const
 
 /* Reads one stream entry reply ([id, [field, value, ...]]) into an event. Returns 0 or an error
  * (then the entry is skipped, but its id still counts as seen). */
+#define NOT_FOR_VIEWERS 1 /* entry_event(): an entry viewers are not sent, and not an error */
+
+/* One stream entry as a viewer message. Returns 0, NOT_FOR_VIEWERS or an EDGE_ERR_* (logged). */
 static int entry_event(const redisReply *e, edge__ov_event_t *ev, const char **type_out,
                        const char **id_out)
 {
@@ -472,6 +475,9 @@ static int entry_event(const redisReply *e, edge__ov_event_t *ev, const char **t
             mt = val->str;
     }
     *type_out = type;
+    /* The platform's chat rate goes to the origin's moment detector, not to viewers. */
+    if (type != NULL && strcmp(type, "chat_rate") == 0)
+        return NOT_FOR_VIEWERS;
     int rv = edge__overlay_event(*id_out, type, data, dlen, mt, ev, &why);
     if (rv != 0)
         sw_log(SW_LOG_WARN, "overlay", "skipping event %s: %s", *id_out, why);
@@ -495,7 +501,7 @@ static void room_deliver(room_t *r, const redisReply *entries, uint64_t t0)
             continue; /* already covered by the state or an earlier read */
         snprintf(r->last_id, sizeof(r->last_id), "%s", id);
         if (rv != 0) {
-            ov->bad_events++;
+            ov->bad_events += rv != NOT_FOR_VIEWERS;
             continue;
         }
         ov->events++;
