@@ -286,6 +286,24 @@ void origin__metrics_handle(struct origin *o, sw_http_req_t *req)
         sw_str_printf(&s, "shortwave_srt_refused_total{reason=\"%s\"} %" PRIu64 "\n",
                       origin_refuse_name(i), origin_ingest_refused(o->ingest, i));
 
+    origin_ingest_counts_t ic;
+    origin_ingest_get_counts(o->ingest, &ic);
+    sw_str_printf(&s,
+                  "# HELP shortwave_origin_ingest_events_total Events the SRT and demux threads "
+                  "handed to the loop (publish, track, packet, unpublish).\n"
+                  "# TYPE shortwave_origin_ingest_events_total counter\n"
+                  "shortwave_origin_ingest_events_total %" PRIu64 "\n"
+                  "# HELP shortwave_origin_ingest_handoffs_total Appends to the loop's event "
+                  "list, one lock and one uv_async_send each: a demux thread makes one per read "
+                  "batch.\n"
+                  "# TYPE shortwave_origin_ingest_handoffs_total counter\n"
+                  "shortwave_origin_ingest_handoffs_total %" PRIu64 "\n"
+                  "# HELP shortwave_origin_ingest_wakeups_total The loop's wake-ups for ingest "
+                  "events (hand-offs that come together wake it once).\n"
+                  "# TYPE shortwave_origin_ingest_wakeups_total counter\n"
+                  "shortwave_origin_ingest_wakeups_total %" PRIu64 "\n",
+                  ic.events, ic.handoffs, ic.wakeups);
+
     static const char *const srt_help = "# TYPE shortwave_srt_rtt_ms gauge\n"
                                         "# TYPE shortwave_srt_receive_mbps gauge\n"
                                         "# TYPE shortwave_srt_buffer_ms gauge\n"

@@ -33,6 +33,7 @@ void origin__post(origin_ingest_t *in, origin__event_t *ev)
     in->ev_tail = ev;
     pthread_cond_broadcast(&in->cond);
     pthread_mutex_unlock(&in->mutex);
+    atomic_fetch_add_explicit(&in->handoffs, 1, memory_order_relaxed);
     uv_async_send(&in->async);
 }
 
@@ -153,12 +154,16 @@ static size_t drain(origin_ingest_t *in)
         ev = next;
         n++;
     }
+    in->events += n;
     return n;
 }
 
 static void on_async(uv_async_t *h)
 {
-    drain(sw_container_of(h, origin_ingest_t, async));
+    origin_ingest_t *in = sw_container_of(h, origin_ingest_t, async);
+
+    in->wakeups++;
+    drain(in);
 }
 
 static void on_close_free(uv_handle_t *h)
@@ -329,6 +334,13 @@ uint64_t origin_ingest_refused(origin_ingest_t *in, int reason)
     if (reason < 0 || reason >= ORIGIN_REFUSE__N)
         return 0;
     return atomic_load(&in->refused[reason]);
+}
+
+void origin_ingest_get_counts(origin_ingest_t *in, origin_ingest_counts_t *out)
+{
+    out->events = in->events;
+    out->handoffs = atomic_load_explicit(&in->handoffs, memory_order_relaxed);
+    out->wakeups = in->wakeups;
 }
 
 int origin_ingest_new(origin_ingest_t **out, uv_loop_t *loop, const origin_ingest_config_t *cfg,

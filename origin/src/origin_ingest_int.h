@@ -139,6 +139,8 @@ struct origin_ingest {
     origin__name_t *names;
     size_t nnames, names_cap;
     atomic_ullong refused[ORIGIN_REFUSE__N]; /* handshakes refused, by reason */
+    atomic_ullong handoffs;                  /* origin__post() calls, from any thread */
+    uint64_t events, wakeups;                /* the loop's: delivered events, async callbacks */
 
     /* SRT threads. */
     SRTSOCKET listener;
