@@ -18,6 +18,14 @@
  * and streams found later are added on the fly) and avformat_find_stream_info() is never called,
  * so av_read_frame() returns each access unit as soon as the TS demuxer and the codec parser have
  * seen its end.
+ *
+ * Hand-offs: the events that the bytes of one read give (an access unit each, a track now and
+ * then) wait in the thread's own list and go to the loop together, under one lock and with one
+ * uv_async_send(), when the read callback next needs bytes from the socket, before it may sleep
+ * or block: a 30 fps publisher with AAC makes about 77 events a second from 30 to 50 reads. No
+ * event waits for the next read, and a publisher's events keep their order, since only its own
+ * thread appends them. Whatever is left when the demuxer stops goes before the publisher is
+ * handed back to the SRT thread, whose EV_UNPUBLISH must be its last event.
  */
 #include <limits.h>
 #include <stdarg.h>
@@ -92,11 +100,32 @@ typedef struct demux {
     int64_t slot_next_dts[HLS_NTRACKS];  /* expected dts of the next packet, or AV_NOPTS_VALUE */
     uint64_t logged_ignored;             /* stream indices < 64 already logged as ignored */
     uint64_t no_ts;                      /* packets dropped for having no timestamp */
+    origin__event_t *batch, *batch_tail; /* events not yet handed to the loop, in order */
     int eof;                             /* the socket is gone: no more bytes will come */
     char eof_reason[ORIGIN__REASON_MAX]; /* why; recorded once `carry` is served */
     size_t carry_off, carry_len;         /* bytes read but not yet handed to libavformat */
     uint8_t carry[CARRY_CAP];
 } demux_t;
+
+/* Keeps `ev` for the next hand-off (flush()). Takes ownership of it. */
+static void queue(demux_t *d, origin__event_t *ev)
+{
+    ev->next = NULL;
+    if (d->batch_tail != NULL)
+        d->batch_tail->next = ev;
+    else
+        d->batch = ev;
+    d->batch_tail = ev;
+}
+
+/* Hands the kept events to the loop in one go. */
+static void flush(demux_t *d)
+{
+    if (d->batch == NULL)
+        return;
+    origin__post_list(d->in, d->batch, d->batch_tail);
+    d->batch = d->batch_tail = NULL;
+}
 
 /* Checks the stop, stall and probe deadlines with pub->mutex held; records why. Returns 1 to stop.
  */
@@ -209,6 +238,8 @@ static int on_read(void *opaque, uint8_t *buf, int size)
             origin__pub_set_reason(d->pub, "%s", d->eof_reason);
             return AVERROR_EOF;
         }
+        /* What the previous bytes gave goes to the loop before this thread may wait for more. */
+        flush(d);
         int r, slept = 0;
         uint64_t now = sw_mono_ns();
         if (now < d->next_read_ns && !ready(d)) {
@@ -365,7 +396,7 @@ static int post_track(demux_t *d, int kind, const AVStream *st, hls_codec_t code
            kind == HLS_VIDEO ? "video" : "audio", codec_name(codec), st->id,
            d->slot_codec[kind] != HLS_CODEC_NONE ? " replaces the previous one" : "");
     d->slot_codec[kind] = codec;
-    origin__post(d->in, ev);
+    queue(d, ev);
     return 0;
 }
 
@@ -485,7 +516,7 @@ static int on_packet(demux_t *d, const AVFormatContext *fmt, const AVPacket *pkt
     ev->type = ORIGIN__EV_PACKET;
     ev->pub = d->pub;
     ev->pkt = p;
-    origin__post(d->in, ev);
+    queue(d, ev);
     return 0;
 }
 
@@ -581,6 +612,7 @@ void *origin__demux_main(void *arg)
     d->slot_index[HLS_VIDEO] = d->slot_index[HLS_AUDIO] = -1;
     d->slot_next_dts[HLS_VIDEO] = d->slot_next_dts[HLS_AUDIO] = AV_NOPTS_VALUE;
     run(d);
+    flush(d); /* before the publisher goes back to the SRT thread, which posts its last event */
     if (d->no_ts > 0)
         sw_log(SW_LOG_WARN, "srt", "%s: dropped %llu packets without timestamps", pub->name,
                (unsigned long long)d->no_ts);
