@@ -74,6 +74,21 @@ def main():
         check(0 < lat.get("p99_ms", 0) <= 334 + 100,
               "/api/latency p99 within one part plus 100 ms: p50 %s, p99 %s ms" % (
                   lat.get("p50_ms"), lat.get("p99_ms")))
+        v, a = lat.get("video", {}), lat.get("audio", {})
+        check(v.get("samples", 0) > 0 and a.get("samples", 0) > 0 and
+              v["samples"] + a["samples"] == lat.get("samples") and
+              min(v.get("p99_ms", 0), a.get("p99_ms", 0)) <= lat["p99_ms"] <=
+              max(v.get("p99_ms", 0), a.get("p99_ms", 0)),
+              "/api/latency by track: video p50 %s p99 %s ms, audio p50 %s p99 %s ms" % (
+                  v.get("p50_ms"), v.get("p99_ms"), a.get("p50_ms"), a.get("p99_ms")))
+        # A part's last frame waits for no other frame: what it sees is the origin's own delay
+        # (demuxing, the hand-off, packaging), well under a millisecond when the machine is not
+        # loaded. A batch held until the next read would add a frame interval (33 ms) to it, and
+        # a clock started before the bytes came (the wait before a read that found none) as much.
+        last = lat.get("last_frame", {})
+        check(0 < last.get("samples", 0) < lat["samples"] and 0 <= last.get("p50_ms", -1) <= 50,
+              "/api/latency of parts' last frames (the origin's own delay): p50 %s, p99 %s ms "
+              "(%s samples)" % (last.get("p50_ms"), last.get("p99_ms"), last.get("samples")))
     finally:
         pub.stop()
         check(o.stop_clean(), "origin exits 0 on SIGTERM")
