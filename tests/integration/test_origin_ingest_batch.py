@@ -5,13 +5,13 @@ Each access unit used to take the event list's lock and call uv_async_send() on 
 80 hand-offs a second for a 30 fps publisher with AAC (30 video + 47 audio frames). Now a demux
 thread collects what one read of its socket gives and appends it in one go, before it blocks
 again. /metrics counts the events, the hand-offs and the loop's wake-ups; over a 6 s window of
-one 720p30 publisher this checks that hand-offs are well below events (at most 0.7 of them:
+one 360p30 publisher this checks that hand-offs are well below events (at most 0.7 of them:
 before the change they were equal), that the loop wakes at most once per hand-off, that nothing
-was lost on the way (the parts keep coming, no sample dropped) and that the batching did not
-hold frames back: /api/latency p99 within one part plus 100 ms. (The goal is one part plus 50
-ms, 384 ms; one ffmpeg publisher on this machine gives about 400 ms with or without batching,
-since a part's first frame waits a whole part and the sender's pacing jitters; a batch held
-until the next read would add up to a frame interval, 33 ms, on top.)
+was lost on the way (the parts keep coming, no sample dropped) and that the batching holds no
+frame back: a part's last frame, which waits for no other frame, is servable within 10 ms (the
+median) of libsrt making its bytes available. A batch held until the next read would add a frame
+interval (33 ms) to that. /api/latency's other figures include the wait for a part to fill and
+the encoder's jitter, so they are printed, not checked.
 """
 import json
 import time
@@ -37,7 +37,7 @@ def stream(o, name):
 
 def main():
     o = Origin()
-    pub = ffmpeg_publish(o.srt_url("live/batch"), seconds=40, size="1280x720", rate=30,
+    pub = ffmpeg_publish(o.srt_url("live/batch"), seconds=40, size="640x360", rate=30,
                          name="ffmpeg-batch")
     try:
         live = wait_for(lambda: (stream(o, "batch") or {}).get("parts", 0) >= 6, 20, 0.2)
@@ -71,9 +71,9 @@ def main():
                   {k: (s1 or {}).get(k) for k in ("dropped_samples", "discontinuities")}))
         st, _, body = o.get("/api/latency", timeout=5)
         lat = json.loads(body) if st == 200 else {}
-        check(0 < lat.get("p99_ms", 0) <= 334 + 100,
-              "/api/latency p99 within one part plus 100 ms: p50 %s, p99 %s ms" % (
-                  lat.get("p50_ms"), lat.get("p99_ms")))
+        log("/api/latency: p50 %s, p99 %s ms (for information: a part's first frame waits "
+            "for the part to fill, and an encoder sharing a busy machine jitters)" % (
+                lat.get("p50_ms"), lat.get("p99_ms")))
         v, a = lat.get("video", {}), lat.get("audio", {})
         check(v.get("samples", 0) > 0 and a.get("samples", 0) > 0 and
               v["samples"] + a["samples"] == lat.get("samples") and
@@ -86,7 +86,7 @@ def main():
         # loaded. A batch held until the next read would add a frame interval (33 ms) to it, and
         # a clock started before the bytes came (the wait before a read that found none) as much.
         last = lat.get("last_frame", {})
-        check(0 < last.get("samples", 0) < lat["samples"] and 0 <= last.get("p50_ms", -1) <= 50,
+        check(0 < last.get("samples", 0) < lat["samples"] and 0 <= last.get("p50_ms", -1) <= 10,
               "/api/latency of parts' last frames (the origin's own delay): p50 %s, p99 %s ms "
               "(%s samples)" % (last.get("p50_ms"), last.get("p99_ms"), last.get("samples")))
     finally:
