@@ -782,6 +782,17 @@ def trial(a, exe, media, tmp, ports, n, pin=None):
             "%.0f ms, worst %.0f ms; max %.0f ms; goal p99 <= %.0f ms: %s" % (
                 len(polls), pct(p50s, 0.5), pct(p99s, 0.5), p99s[-1], mx, LAT_GOAL_MS,
                 goal(p99s[-1] <= LAT_GOAL_MS)))
+        # By track, and for parts' last frames (the origin's own delay), when the origin has them.
+        parts = []
+        for key in ("video", "audio", "last_frame"):
+            sub50 = sorted(p[key]["p50_ms"] for p in polls if "p50_ms" in p.get(key, {}))
+            sub99 = sorted(p[key]["p99_ms"] for p in polls if "p99_ms" in p.get(key, {}))
+            if sub99:
+                r["latency_" + key] = (pct(sub50, 0.5), pct(sub99, 0.5), sub99[-1])
+                parts.append("%s p50 %.0f, p99 %.0f (worst %.0f)" % (
+                    key, pct(sub50, 0.5), pct(sub99, 0.5), sub99[-1]))
+        if parts:
+            log("  /api/latency by kind (medians of the polls, ms): " + "; ".join(parts))
     b50, total = hist_quantile(h0, h1, 0.5)
     b99, _ = hist_quantile(h0, h1, 0.99)
     if total:
@@ -845,7 +856,7 @@ def capacity_run(a, exe, media, tmp, ports):
 
     for n in a.capacity_latency:
         run_n(n)
-    if a.capacity_at:
+    if a.capacity_at is not None:
         for n in a.capacity_at:
             run_n(n)
     else:
@@ -894,11 +905,16 @@ def capacity_run(a, exe, media, tmp, ports):
             "%.0f / %.0f ms" % (lat[0], lat[1]) if lat else "-",
             "yes" if not r["failed"] else "no: " + "; ".join(r["failed"])))
     for n in a.capacity_latency:
-        lat = results.get(n, {}).get("latency")
+        r = results.get(n, {})
+        lat = r.get("latency")
         if lat:
             log("  /api/latency at %d publishers: p50 %.0f ms, p99 %.0f ms (median of 1 s polls; "
                 "worst poll %.0f ms); goal p99 <= %.0f ms: %s" % (
                     n, lat[0], lat[1], lat[2], LAT_GOAL_MS, goal(lat[1] <= LAT_GOAL_MS)))
+        by = ["%s p50 %.0f / p99 %.0f ms" % (k, r["latency_" + k][0], r["latency_" + k][1])
+              for k in ("video", "audio", "last_frame") if "latency_" + k in r]
+        if by:
+            log("    by kind: " + "; ".join(by))
 
 
 # ---- main --------------------------------------------------------------------------------------
@@ -929,8 +945,8 @@ def main():
     ap.add_argument("--origin-cpu", type=int, default=1, help="the origin's core (default 1)")
     ap.add_argument("--capacity-latency", type=int, nargs="*", default=[1, 60],
                     help="N run first, for /api/latency (default 1 60)")
-    ap.add_argument("--capacity-at", type=int, nargs="*", default=[],
-                    help="run only these N after --capacity-latency, no search")
+    ap.add_argument("--capacity-at", type=int, nargs="*", default=None,
+                    help="run only these N after --capacity-latency (none: just those), no search")
     ap.add_argument("--capacity-step", type=int, default=5,
                     help="the search's resolution in publishers (default 5)")
     ap.add_argument("--capacity-max", type=int, default=150,
