@@ -22,6 +22,17 @@ What it runs, in one invocation, on 127.0.0.1 with ports 20000-20999 only:
    consecutive video parts' ready times on --probe-streams streams (blocking playlist reloads and
    the origin's x-sw-part-ready-us header), SRT losses, and peak RSS (VmHWM).
 
+4. Capacity run (--capacity, instead of 2 and 3): the generator runs under `taskset -c
+   --gen-cpu` (with this script) and the origin under `taskset -c --origin-cpu`, so that the
+   origin has one core of its own. It runs N = --capacity-latency (1 and 60) for /api/latency,
+   then searches for the largest N whose every part is on time with no loss: every stream has its
+   parts (as in 3), no probed video part later than one part + 50 ms after the one before, no SRT
+   packet lost or dropped at the origin, no discontinuity or dropped sample, the generator never
+   behind its schedule. Each N prints the origin's CPU by thread (/proc/PID/task/*/stat, grouped
+   by name: the loop, libuv's pool, SRT:RcvQ, SRT:TsbPd x N, sw-demux x N), each core's load (so
+   that a generator at the end of its core shows), and the ingest's hand-offs to the loop
+   (/metrics). A time budget (--capacity-budget) bounds the search.
+
 Every wait is bounded; every child runs in its own process group and is killed at the end; the temp
 folder (origin DVR data, ffmpeg HLS output) is removed. The media cache is kept for the next run.
 """
@@ -119,6 +130,8 @@ def thread_groups(pid):
         except OSError:
             continue
         name = st[st.index("(") + 1:st.rindex(")")].rstrip("0123456789")
+        if tid == str(pid):
+            name = "(main: the loop)"  # libuv's pool threads keep the process's name
         fields = st.rsplit(")", 1)[1].split()
         n, cpu, sw = out.get(name, (0, 0.0, 0))
         out[name] = (n + 1, cpu + (int(fields[11]) + int(fields[12])) / CLK_TCK,
@@ -140,6 +153,28 @@ def machine_snap():
             except (OSError, IndexError, ValueError):
                 pass
     return busy, total, procs
+
+
+def core_snap():
+    """{cpu index: (busy, total) jiffies} from /proc/stat's per-core lines."""
+    out = {}
+    with open("/proc/stat") as f:
+        for line in f:
+            m = re.match(r"cpu(\d+) (.*)", line)
+            if m:
+                v = [int(x) for x in m.group(2).split()]
+                out[int(m.group(1))] = (sum(v[:8]) - v[3] - v[4], sum(v[:8]))
+    return out
+
+
+def core_busy(c0, c1):
+    """{cpu index: percent busy} between two core_snap()s."""
+    return {k: (c1[k][0] - c0[k][0]) * 100.0 / max(1, c1[k][1] - c0[k][1]) for k in c1 if k in c0}
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return f.read().split()[0]
 
 
 def machine_report(m0, m1, ours, seconds):
@@ -264,9 +299,11 @@ def build_load(cache):
 class Load:
     """srt_load in the background; its stdout is collected by a thread."""
 
-    def __init__(self, exe, media, port, n, seconds, per_port=False, spread_ms=2000):
+    def __init__(self, exe, media, port, n, seconds, per_port=False, spread_ms=2000, cpu=None):
         cmd = [exe, "--file", media, "--port", str(port), "--streams", str(n),
                "--seconds", str(seconds), "--spread-ms", str(spread_ms)]
+        if cpu is not None:
+            cmd = ["taskset", "-c", str(cpu)] + cmd
         if per_port:
             cmd.append("--per-port")
         self.lines = []
@@ -299,7 +336,7 @@ class Load:
         return res
 
 
-def start_origin(binary, tmp, tag, ports):
+def start_origin(binary, tmp, tag, ports, cpu=None):
     srt_port = ports.take(2)
     http_port = srt_port + 1
     data = os.path.join(tmp, "origin-" + tag)
@@ -309,8 +346,9 @@ def start_origin(binary, tmp, tag, ports):
     conf = os.path.join(tmp, "origin-%s.conf" % tag)
     with open(conf, "w") as f:
         f.write("[srt]\nmax_publishers = 0\nmax_per_source = 0\n")
-    p = spawn([binary, "-c", conf, "--srt", "%s:%d" % (HOST, srt_port),
-               "--http", "%s:%d" % (HOST, http_port), "--data", data, "--log-level", "warn"],
+    pin = ["taskset", "-c", str(cpu)] if cpu is not None else []
+    p = spawn(pin + [binary, "-c", conf, "--srt", "%s:%d" % (HOST, srt_port),
+                     "--http", "%s:%d" % (HOST, http_port), "--data", data, "--log-level", "warn"],
               stdout=logf, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and p.poll() is None:
@@ -526,16 +564,42 @@ def hist_quantile(h0, h1, q):
     return "+Inf", total
 
 
-def scale_one(a, exe, media, tmp, ports, n):
-    log("\n== Scale run: %d publishers x %.2f Mbit/s, one origin, %d cores; %d s window" % (
-        n, a.bitrate / 1e6, NCPU, a.seconds))
-    origin, srt_port, http_port, logname = start_origin(a.origin, tmp, "scale%d" % n, ports)
-    load = Load(exe, media, srt_port, n, a.warmup + a.seconds + 60)
+def ingest_counts(port):
+    """The ingest's hand-off counters from /metrics: {events, handoffs, wakeups} (empty for an
+    origin without them)."""
+    try:
+        st, _, body = http_get(port, "/metrics")
+    except (OSError, http.client.HTTPException):
+        return {}
+    out = {}
+    for k in ("events", "handoffs", "wakeups"):
+        m = re.search(r"^shortwave_origin_ingest_%s_total (\d+)" % k, body.decode(), re.M)
+        if m:
+            out[k] = int(m.group(1))
+    return out
+
+
+def trial(a, exe, media, tmp, ports, n, pin=None):
+    """One origin, n publishers, one window. With pin = (generator core, origin core) the
+    generator runs under `taskset -c` on one core and the origin on the other. Prints the figures
+    and returns them; r["held"] is the old scale-run test (every stream has its parts), r["failed"]
+    lists every way the run fell short of "every part on time and no loss"."""
+    where = "%d cores shared" % NCPU if pin is None else \
+        "generator on core %d, origin on core %d (taskset)" % pin
+    log("\n== %d publishers x %.2f Mbit/s, one origin, %s; %d s window; load average %s" % (
+        n, a.bitrate / 1e6, where, a.seconds, loadavg()))
+    gen_cpu, origin_cpu = pin if pin is not None else (None, None)
+    origin, srt_port, http_port, logname = start_origin(a.origin, tmp, "n%d-%d" % (
+        n, ports.next), ports, cpu=origin_cpu)
+    load = Load(exe, media, srt_port, n, a.warmup + a.seconds + 60, cpu=gen_cpu)
+    r = {"n": n, "failed": []}
     ok = True
     try:
         connected = load.wait_connected(60)
         live = wait_live(http_port, n, 30)
         log("  connected %d/%d, live with parts %d/%d" % (connected, n, live, n))
+        if connected != n or live != n:
+            r["failed"].append("only %d of %d connected and %d live" % (connected, n, live))
         time.sleep(a.warmup)
         names = ["bench%d" % k for k in range(n)]
         probes = {}
@@ -551,7 +615,8 @@ def scale_one(a, exe, media, tmp, ports, n):
             threads.append(t)
         s0 = api_json(http_port, "/api/streams") or {}
         h0 = latency_hist(http_port)
-        m0 = machine_snap()
+        i0 = ingest_counts(http_port)
+        m0, k0 = machine_snap(), core_snap()
         g0 = thread_groups(origin.pid)
         c0, l0, t0 = cpu_s(origin.pid), cpu_s(load.p.pid), time.monotonic()
         polls, last_parts, stall = [], {}, {}
@@ -571,7 +636,8 @@ def scale_one(a, exe, media, tmp, ports, n):
                     last_parts[nm], last_change[nm] = parts, now
         c1, l1, t1 = cpu_s(origin.pid), cpu_s(load.p.pid), time.monotonic()
         g1 = thread_groups(origin.pid)
-        m1 = machine_snap()
+        m1, k1 = machine_snap(), core_snap()
+        i1 = ingest_counts(http_port)
         busy, other = machine_report(m0, m1, {origin.pid, load.p.pid, os.getpid()}, t1 - t0)
         s1 = api_json(http_port, "/api/streams") or {}
         h1 = latency_hist(http_port)
@@ -592,19 +658,40 @@ def scale_one(a, exe, media, tmp, ports, n):
         rc = stop(origin)
     window = t1 - t0
     cpu = (c1 - c0) / window * 100
+    lcpu = (l1 - l0) / window * 100
+    r.update(cpu=cpu, load_cpu=lcpu, window=window, busy=busy, other=other,
+             cores=core_busy(k0, k1))
     log("  origin CPU %.1f%% of one core = %.1f%% of %d cores (%.2f%% per stream); srt_load "
-        "CPU %.1f%% (same machine, not counted)" % (cpu, cpu / NCPU, NCPU, cpu / n, (l1 - l0) /
-                                                      window * 100))
-    log("  machine busy %.0f%% of one core (of %d); the rest of the machine (busy minus origin, "
-        "srt_load and this script) %.1f%%" % (busy, NCPU * 100, other))
-    groups = []
-    for name, (nthreads, cpu1, sw1) in sorted(g1.items(), key=lambda kv: -(kv[1][1] - g0.get(
-            kv[0], (0, 0.0, 0))[1])):
+        "CPU %.1f%% (not counted)" % (cpu, cpu / NCPU, NCPU, cpu / n, lcpu))
+    log("  machine busy %.0f%% of one core (of %d); by core: %s; the rest of the machine (busy "
+        "minus origin, srt_load and this script) %.1f%%" % (
+            busy, NCPU * 100, ", ".join("cpu%d %.0f%%" % kv for kv in sorted(r["cores"].items())),
+            other))
+    if pin is not None and r["cores"].get(gen_cpu, 0) >= 95:
+        log("  the generator's core was %.0f%% busy: the generator may be the limit here" %
+            r["cores"][gen_cpu])
+    rows = []
+    for name, (nthreads, cpu1, sw1) in g1.items():
         _, cpu0, sw0 = g0.get(name, (0, 0.0, 0))
-        if cpu1 - cpu0 >= 0.01 * window:
-            groups.append("%s x%d %.1f%% (%.0f wake-ups/s)" % (
-                name, nthreads, (cpu1 - cpu0) / window * 100, (sw1 - sw0) / window))
-    log("  origin CPU by thread: " + "; ".join(groups))
+        rows.append((name, nthreads, (cpu1 - cpu0) / window * 100, (sw1 - sw0) / window))
+    rows.sort(key=lambda row: -row[2])
+    r["threads"] = rows
+    log("  origin CPU by thread (living threads, digits dropped from names):")
+    log("    %-20s %7s %10s %12s %14s" % ("thread", "threads", "% of core", "per thread",
+                                          "wake-ups/s"))
+    for name, nthreads, pcore, wk in rows:
+        if pcore >= 0.05 or wk >= 1:
+            log("    %-20s %7d %9.1f%% %11.2f%% %14.0f" % (name, nthreads, pcore,
+                                                         pcore / nthreads, wk))
+    log("    %-20s %7d %9.1f%% %11s %14.0f" % ("all", sum(x[1] for x in rows),
+                                               sum(x[2] for x in rows), "",
+                                               sum(x[3] for x in rows)))
+    if i0 and i1:
+        rates = {k: (i1[k] - i0[k]) / window for k in i1 if k in i0}
+        r["ingest"] = rates
+        log("  ingest hand-offs to the loop: %.0f events/s, %.0f hand-offs/s (lock + "
+            "uv_async_send), %.0f loop wake-ups/s" % (
+                rates.get("events", 0), rates.get("handoffs", 0), rates.get("wakeups", 0)))
     log("  origin peak RSS (VmHWM) %.0f MB; origin %s" % (
         hwm, "alive" if alive else "DIED (rc %s), log: %s" % (rc, origin_log_tail(logname))))
     log("  srt_load: %s" % " ".join("%s=%s" % kv for kv in sorted(res.items())))
@@ -612,9 +699,20 @@ def scale_one(a, exe, media, tmp, ports, n):
         log("  srt_load: " + line)
     log("  origin SRT receiver stats summed over streams: lost %d, dropped %d" % (
         srt_lost, srt_drop))
+    r.update(srt_lost=srt_lost, srt_drop=srt_drop)
+    if srt_lost or srt_drop:
+        r["failed"].append("SRT lost %d / dropped %d packets at the origin" % (srt_lost, srt_drop))
+    if res.get("snd_drop", "0") != "0" or res.get("broken", "0") != "0":
+        r["failed"].append("generator: %s sender drops, %s broken connections" % (
+            res.get("snd_drop"), res.get("broken")))
+    if res.get("skips", "0") != "0":
+        r["failed"].append("the generator fell behind its schedule %s times (its own limit)" %
+                           res.get("skips"))
     if rc not in (0, -signal.SIGTERM):
         ok = False
         log("  origin exit status %s" % rc)
+    if not alive or not ok:
+        r["failed"].append("origin died or exited with %s" % rc)
     log_lines = origin_log_tail(logname, 10)
     if log_lines:
         log("  origin log (last lines, warn level):")
@@ -649,6 +747,10 @@ def scale_one(a, exe, media, tmp, ports, n):
             window, expected, ps[0], pct(ps, 0.5), ps[-1], len(short), n,
             goal(not short and alive)))
     log("  discontinuities during the window %d, dropped samples %d" % (disc, dropped))
+    if short:
+        r["failed"].append("%d of %d streams short of parts" % (len(short), n))
+    if disc or dropped:
+        r["failed"].append("%d discontinuities, %d dropped samples" % (disc, dropped))
     stalls = sorted(stall.values())
     if stalls:
         log("  longest time without a new part, any stream (1 s polls of /api/streams): %.1f s "
@@ -659,21 +761,38 @@ def scale_one(a, exe, media, tmp, ports, n):
     skipped = sum(p.get("skipped", 0) for p in probes.values())
     if gaps:
         late = sum(1 for g in gaps if g > PART_S * 1000 + 50)
+        r["gaps"] = (pct(gaps, 0.5), pct(gaps, 0.99), gaps[-1], late, len(gaps))
         log("  video part ready-time gaps on %d probed streams (%d gaps, %d skipped, %d errors): "
             "p50 %.0f ms, p99 %.0f ms, max %.0f ms; gaps > %.0f ms: %d  %s" % (
                 len(probes), len(gaps), skipped, errs, pct(gaps, 0.5), pct(gaps, 0.99), gaps[-1],
                 PART_S * 1000 + 50, late, goal(late == 0)))
+        if late:
+            r["failed"].append("%d of %d probed video parts late (gap > %.0f ms)" % (
+                late, len(gaps), PART_S * 1000 + 50))
     else:
         log("  video part probes: no gaps measured (%d errors)" % errs)
+        r["failed"].append("no part gaps measured")
 
     if polls:
         p50s = sorted(p["p50_ms"] for p in polls)
         p99s = sorted(p["p99_ms"] for p in polls)
         mx = max(p["max_ms"] for p in polls)
+        r["latency"] = (pct(p50s, 0.5), pct(p99s, 0.5), p99s[-1], mx)
         log("  /api/latency over %d polls (each: last 8192 frames): p50 median %.0f ms; p99 median "
-            "%.0f ms, worst %.0f ms; max %.0f ms; goal p99 < %.0f ms: %s" % (
+            "%.0f ms, worst %.0f ms; max %.0f ms; goal p99 <= %.0f ms: %s" % (
                 len(polls), pct(p50s, 0.5), pct(p99s, 0.5), p99s[-1], mx, LAT_GOAL_MS,
-                goal(p99s[-1] < LAT_GOAL_MS)))
+                goal(p99s[-1] <= LAT_GOAL_MS)))
+        # By track, and for parts' last frames (the origin's own delay), when the origin has them.
+        parts = []
+        for key in ("video", "audio", "last_frame"):
+            sub50 = sorted(p[key]["p50_ms"] for p in polls if "p50_ms" in p.get(key, {}))
+            sub99 = sorted(p[key]["p99_ms"] for p in polls if "p99_ms" in p.get(key, {}))
+            if sub99:
+                r["latency_" + key] = (pct(sub50, 0.5), pct(sub99, 0.5), sub99[-1])
+                parts.append("%s p50 %.0f, p99 %.0f (worst %.0f)" % (
+                    key, pct(sub50, 0.5), pct(sub99, 0.5), sub99[-1]))
+        if parts:
+            log("  /api/latency by kind (medians of the polls, ms): " + "; ".join(parts))
     b50, total = hist_quantile(h0, h1, 0.5)
     b99, _ = hist_quantile(h0, h1, 0.99)
     if total:
@@ -682,19 +801,120 @@ def scale_one(a, exe, media, tmp, ports, n):
         log("  latency histogram, whole window (%d frames): p50 <= %s ms, p99 <= %s ms bucket; "
             "frames > 350 ms %.2f%%, > 500 ms %.2f%%" % (
                 total, b50, b99, over350 * 100 / total, over500 * 100 / total))
-    return ok and alive and not short
+    r["held"] = ok and alive and not short
+    log("  every part on time and no loss: %s" % (
+        "yes" if not r["failed"] else "no: " + "; ".join(r["failed"])))
+    return r
 
 
 def scale_run(a, exe, media, tmp, ports):
     for n in a.scale_streams:
         try:
-            held = scale_one(a, exe, media, tmp, ports, n)
+            held = trial(a, exe, media, tmp, ports, n)["held"]
         except Exception as e:  # a figure-printing script: report and go on
             log("  scale run N=%d failed: %r" % (n, e))
             held = False
         if not held and not a.keep_going:
             log("  (stopping the scale run: N=%d did not hold)" % n)
             break
+
+
+# ---- capacity run ------------------------------------------------------------------------------
+
+
+def capacity_run(a, exe, media, tmp, ports):
+    """The generator on one core, the origin on the other: the largest N whose every part is on
+    time with no loss (r["failed"] empty), searched within a time budget, plus the figures at
+    --capacity-latency (default 1 and 60 publishers)."""
+    pin = (a.gen_cpu, a.origin_cpu)
+    try:
+        os.sched_setaffinity(0, {a.gen_cpu})  # this script's polls and probes stay off the origin's core
+    except OSError as e:
+        log("  cannot pin this script to core %d: %s" % (a.gen_cpu, e))
+    log("\n== Capacity run: generator (srt_load) and this script on core %d, origin on core %d; "
+        "%d s windows; budget %d s; load average %s" % (a.gen_cpu, a.origin_cpu, a.seconds,
+                                                         a.capacity_budget, loadavg()))
+    t_start = time.monotonic()
+    results = {}
+
+    def run_n(n):
+        if n in results:
+            return results[n]
+        spent = time.monotonic() - t_start
+        if spent + a.seconds + a.warmup + 20 > a.capacity_budget:
+            log("  (time budget spent: N=%d not run)" % n)
+            return None
+        try:
+            results[n] = trial(a, exe, media, tmp, ports, n, pin)
+        except Exception as e:  # a figure-printing script: report and go on
+            log("  N=%d failed: %r" % (n, e))
+            results[n] = {"n": n, "failed": ["the run itself failed: %r" % e]}
+        return results[n]
+
+    def ok(n):
+        return n in results and not results[n]["failed"]
+
+    for n in a.capacity_latency:
+        run_n(n)
+    if a.capacity_at is not None:
+        for n in a.capacity_at:
+            run_n(n)
+    else:
+        # Up from the largest N that held, in steps of a quarter (at least --capacity-step), to
+        # the first that does not; then halve the interval down to --capacity-step. At most
+        # about 16 trials; the budget stops it sooner.
+        lo = max([n for n in results if ok(n)], default=0)
+        hi = min([n for n in results if not ok(n) and n > lo], default=None)
+        for _ in range(16):
+            if hi is None:
+                n = min(a.capacity_max, max(lo + a.capacity_step,
+                                            int(lo * 1.25 / a.capacity_step) * a.capacity_step))
+                if lo >= a.capacity_max:
+                    break
+            else:
+                if hi - lo <= a.capacity_step:
+                    break
+                n = (lo + hi) // 2
+            if run_n(n) is None:
+                break
+            if ok(n):
+                lo = n
+            else:
+                hi = n if hi is None else min(hi, n)
+        log("\n  capacity: the largest N that held %d; the smallest that did not: %s "
+            "(step %d, max %d)" % (lo, hi if hi is not None else "none tried", a.capacity_step,
+                                   a.capacity_max))
+        goal_n = 75
+        log("  goal: at least %d publishers on the origin's one core: %s" % (
+            goal_n, goal(lo >= goal_n)))
+
+    log("\n  summary (generator core %d, origin core %d; %d s windows):" % (pin + (a.seconds,)))
+    log("  %4s | %6s | %9s | %9s | %9s | %13s | %14s | %s" % (
+        "N", "origin", "per strm", "gen core", "orig core", "part gaps p99", "latency p50/99",
+        "every part on time, no loss"))
+    for n in sorted(results):
+        r = results[n]
+        if "cpu" not in r:
+            log("  %4d | %s" % (n, "; ".join(r["failed"])))
+            continue
+        g = r.get("gaps")
+        lat = r.get("latency")
+        log("  %4d | %5.1f%% | %8.2f%% | %8.0f%% | %8.0f%% | %13s | %14s | %s" % (
+            n, r["cpu"], r["cpu"] / n, r["cores"].get(a.gen_cpu, 0),
+            r["cores"].get(a.origin_cpu, 0), "%.0f ms" % g[1] if g else "-",
+            "%.0f / %.0f ms" % (lat[0], lat[1]) if lat else "-",
+            "yes" if not r["failed"] else "no: " + "; ".join(r["failed"])))
+    for n in a.capacity_latency:
+        r = results.get(n, {})
+        lat = r.get("latency")
+        if lat:
+            log("  /api/latency at %d publishers: p50 %.0f ms, p99 %.0f ms (median of 1 s polls; "
+                "worst poll %.0f ms); goal p99 <= %.0f ms: %s" % (
+                    n, lat[0], lat[1], lat[2], LAT_GOAL_MS, goal(lat[1] <= LAT_GOAL_MS)))
+        by = ["%s p50 %.0f / p99 %.0f ms" % (k, r["latency_" + k][0], r["latency_" + k][1])
+              for k in ("video", "audio", "last_frame") if "latency_" + k in r]
+        if by:
+            log("    by kind: " + "; ".join(by))
 
 
 # ---- main --------------------------------------------------------------------------------------
@@ -718,6 +938,21 @@ def main():
     ap.add_argument("--keep-going", action="store_true",
                     help="run larger scale sizes even if a smaller one did not hold")
     ap.add_argument("--port-base", type=int, default=20000, help="first port (20000-20999)")
+    ap.add_argument("--capacity", action="store_true",
+                    help="run the capacity search instead of the ratio and scale runs: the "
+                    "generator under taskset on --gen-cpu, the origin on --origin-cpu")
+    ap.add_argument("--gen-cpu", type=int, default=0, help="the generator's core (default 0)")
+    ap.add_argument("--origin-cpu", type=int, default=1, help="the origin's core (default 1)")
+    ap.add_argument("--capacity-latency", type=int, nargs="*", default=[1, 60],
+                    help="N run first, for /api/latency (default 1 60)")
+    ap.add_argument("--capacity-at", type=int, nargs="*", default=None,
+                    help="run only these N after --capacity-latency (none: just those), no search")
+    ap.add_argument("--capacity-step", type=int, default=5,
+                    help="the search's resolution in publishers (default 5)")
+    ap.add_argument("--capacity-max", type=int, default=150,
+                    help="the largest N the search tries (default 150)")
+    ap.add_argument("--capacity-budget", type=int, default=780,
+                    help="no capacity trial starts after this many seconds (default 780)")
     a = ap.parse_args()
 
     if not os.access(a.origin, os.X_OK):
@@ -740,6 +975,12 @@ def main():
         log("media: %s, %.1f s, %.2f Mbit/s total (video 3000k target + AAC 128k + TS overhead)"
             % (media, dur, a.bitrate / 1e6))
         ports = Ports(a.port_base)
+        if a.capacity:
+            if NCPU < 2 or shutil.which("taskset") is None:
+                log("the capacity run needs two cores and taskset")
+                return 0
+            capacity_run(a, exe, media, tmp, ports)
+            return 0
         if a.ratio_streams:
             ratio_run(a, exe, media, tmp, ports)
         if a.scale_streams:

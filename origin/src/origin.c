@@ -56,8 +56,13 @@ static void on_hls_part(void *data, int kind, const hls_segment_t *seg, uint32_t
     clock_gettime(CLOCK_REALTIME, &ts);
     st->part_ready_us[kind] = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 
-    for (uint32_t i = 0; i < st->npending[kind]; i++)
-        origin__latency_add(&st->o->latency, (double)(now - st->pending_ns[kind][i]) / 1e6);
+    for (uint32_t i = 0; i < st->npending[kind]; i++) {
+        double ms = (double)(now - st->pending_ns[kind][i]) / 1e6;
+        origin__latency_add(&st->o->latency, ms);
+        origin__latency_add(&st->o->latency_track[kind], ms);
+        if (i + 1 == st->npending[kind])
+            origin__latency_add(&st->o->latency_last, ms);
+    }
     st->npending[kind] = 0;
     origin__waiters_on_part(st, kind);
 }

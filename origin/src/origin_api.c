@@ -5,7 +5,9 @@
  *   GET    /api/streams/NAME     one stream, with its publisher's SRT statistics
  *   DELETE /api/streams/NAME     drops the publisher (the stream and its DVR window stay)
  *   GET    /api/time             the clock, ISO 8601 (DASH UTCTiming)
- *   GET    /api/latency          frame-arrival-to-part-servable latency, p50/p90/p99 (ms)
+ *   GET    /api/latency          frame-arrival-to-part-servable latency, p50/p90/p99 (ms), in all,
+ *                                 by track ("video", "audio") and for parts' last frames only
+ *                                 ("last_frame": the origin's own delay)
  *   POST   /api/rooms/ROOM/events  a room event, stamped and written to Redis (origin_rooms.c)
  *   GET    /metrics              Prometheus text format
  *
@@ -118,26 +120,39 @@ static int cmp_float(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static void latency_json(struct origin *o, sw_http_req_t *req)
+/* Appends "samples" and, once there are some, the window's quantiles of `l`. */
+static void latency_fields(sw_str_t *s, const origin_latency_t *l)
 {
-    origin_latency_t *l = &o->latency;
     uint32_t n = l->count < ORIGIN_LAT_RING ? (uint32_t)l->count : ORIGIN_LAT_RING;
-    sw_str_t s;
 
-    sw_str_init(&s);
-    sw_str_printf(&s, "{\"samples\":%" PRIu64, l->count);
+    sw_str_printf(s, "\"samples\":%" PRIu64, l->count);
     float *sorted = n ? malloc(n * sizeof(float)) : NULL;
     if (sorted != NULL) {
         memcpy(sorted, l->ring, n * sizeof(float));
         qsort(sorted, n, sizeof(float), cmp_float);
-        sw_str_printf(&s,
+        sw_str_printf(s,
                       ",\"window\":%u,\"p50_ms\":%.2f,\"p90_ms\":%.2f,\"p99_ms\":%.2f,"
                       "\"max_ms\":%.2f",
                       n, sorted[n / 2], sorted[(n * 9) / 10], sorted[(n * 99) / 100],
                       sorted[n - 1]);
         free(sorted);
     }
-    sw_str_puts(&s, "}\n");
+}
+
+static void latency_json(struct origin *o, sw_http_req_t *req)
+{
+    sw_str_t s;
+
+    sw_str_init(&s);
+    sw_str_puts(&s, "{");
+    latency_fields(&s, &o->latency);
+    sw_str_puts(&s, ",\"video\":{");
+    latency_fields(&s, &o->latency_track[HLS_VIDEO]);
+    sw_str_puts(&s, "},\"audio\":{");
+    latency_fields(&s, &o->latency_track[HLS_AUDIO]);
+    sw_str_puts(&s, "},\"last_frame\":{");
+    latency_fields(&s, &o->latency_last);
+    sw_str_puts(&s, "}}\n");
     origin__send_json(req, 200, &s);
     sw_str_dispose(&s);
 }
@@ -285,6 +300,24 @@ void origin__metrics_handle(struct origin *o, sw_http_req_t *req)
     for (int i = 0; i < ORIGIN_REFUSE__N; i++)
         sw_str_printf(&s, "shortwave_srt_refused_total{reason=\"%s\"} %" PRIu64 "\n",
                       origin_refuse_name(i), origin_ingest_refused(o->ingest, i));
+
+    origin_ingest_counts_t ic;
+    origin_ingest_get_counts(o->ingest, &ic);
+    sw_str_printf(&s,
+                  "# HELP shortwave_origin_ingest_events_total Events the SRT and demux threads "
+                  "handed to the loop (publish, track, packet, unpublish).\n"
+                  "# TYPE shortwave_origin_ingest_events_total counter\n"
+                  "shortwave_origin_ingest_events_total %" PRIu64 "\n"
+                  "# HELP shortwave_origin_ingest_handoffs_total Appends to the loop's event "
+                  "list, one lock and one uv_async_send each: a demux thread makes one per read "
+                  "batch.\n"
+                  "# TYPE shortwave_origin_ingest_handoffs_total counter\n"
+                  "shortwave_origin_ingest_handoffs_total %" PRIu64 "\n"
+                  "# HELP shortwave_origin_ingest_wakeups_total The loop's wake-ups for ingest "
+                  "events (hand-offs that come together wake it once).\n"
+                  "# TYPE shortwave_origin_ingest_wakeups_total counter\n"
+                  "shortwave_origin_ingest_wakeups_total %" PRIu64 "\n",
+                  ic.events, ic.handoffs, ic.wakeups);
 
     static const char *const srt_help = "# TYPE shortwave_srt_rtt_ms gauge\n"
                                         "# TYPE shortwave_srt_receive_mbps gauge\n"

@@ -18,6 +18,14 @@
  * and streams found later are added on the fly) and avformat_find_stream_info() is never called,
  * so av_read_frame() returns each access unit as soon as the TS demuxer and the codec parser have
  * seen its end.
+ *
+ * Hand-offs: the events that the bytes of one read give (an access unit each, a track now and
+ * then) wait in the thread's own list and go to the loop together, under one lock and with one
+ * uv_async_send(), when the read callback next needs bytes from the socket, before it may sleep
+ * or block: a 30 fps publisher with AAC makes about 77 events a second from 30 to 50 reads. No
+ * event waits for the next read, and a publisher's events keep their order, since only its own
+ * thread appends them. Whatever is left when the demuxer stops goes before the publisher is
+ * handed back to the SRT thread, whose EV_UNPUBLISH must be its last event.
  */
 #include <limits.h>
 #include <stdarg.h>
@@ -82,8 +90,8 @@ typedef struct demux {
     origin_ingest_t *in;
     uint64_t start_ns;
     uint64_t next_read_ns; /* no blocking read before this while media flows */
-    uint64_t batch_ns;     /* when the bytes of the last read were first there to read, at the
-                              earliest: the start of the wait before it, if it waited */
+    uint64_t batch_ns;     /* when the bytes of the last read were first there to read (see
+                              on_read()) */
     int has_track;
     uint64_t last_pkt_ns;
     int slot_index[HLS_NTRACKS]; /* AVStream index feeding each slot, or -1 */
@@ -92,11 +100,32 @@ typedef struct demux {
     int64_t slot_next_dts[HLS_NTRACKS];  /* expected dts of the next packet, or AV_NOPTS_VALUE */
     uint64_t logged_ignored;             /* stream indices < 64 already logged as ignored */
     uint64_t no_ts;                      /* packets dropped for having no timestamp */
+    origin__event_t *batch, *batch_tail; /* events not yet handed to the loop, in order */
     int eof;                             /* the socket is gone: no more bytes will come */
     char eof_reason[ORIGIN__REASON_MAX]; /* why; recorded once `carry` is served */
     size_t carry_off, carry_len;         /* bytes read but not yet handed to libavformat */
     uint8_t carry[CARRY_CAP];
 } demux_t;
+
+/* Keeps `ev` for the next hand-off (flush()). Takes ownership of it. */
+static void queue(demux_t *d, origin__event_t *ev)
+{
+    ev->next = NULL;
+    if (d->batch_tail != NULL)
+        d->batch_tail->next = ev;
+    else
+        d->batch = ev;
+    d->batch_tail = ev;
+}
+
+/* Hands the kept events to the loop in one go. */
+static void flush(demux_t *d)
+{
+    if (d->batch == NULL)
+        return;
+    origin__post_list(d->in, d->batch, d->batch_tail);
+    d->batch = d->batch_tail = NULL;
+}
 
 /* Checks the stop, stall and probe deadlines with pub->mutex held; records why. Returns 1 to stop.
  */
@@ -158,15 +187,28 @@ static void socket_ended(demux_t *d, int err)
 }
 
 /* Reads one message into `buf` (at least MSG_MAX bytes of room), waiting up to the socket's
- * receive timeout. Returns its length, 0 when none came in time, or -1 when the socket ended. */
-static int recv_one(demux_t *d, uint8_t *buf, size_t room)
+ * receive timeout. Returns its length, 0 when none came in time, or -1 when the socket ended.
+ * With a message, *avail_ns (if not NULL) is when libsrt made it available on our monotonic clock,
+ * or 0 if that is not known. */
+static int recv_one(demux_t *d, uint8_t *buf, size_t room, uint64_t *avail_ns)
 {
     origin_pub_t *pub = d->pub;
-    int r = srt_recvmsg(pub->sock, (char *)buf, room > INT_MAX ? INT_MAX : (int)room);
+    SRT_MSGCTRL mc = srt_msgctrl_default;
+    int r = srt_recvmsg2(pub->sock, (char *)buf, room > INT_MAX ? INT_MAX : (int)room, &mc);
 
     if (r > 0) {
         pub->bytes_in += (uint64_t)r;
         pub->last_bytes_ns = sw_mono_ns();
+        if (avail_ns != NULL) {
+            /* On a receiver, srctime is the message's delivery time (TSBPD: when it became
+             * readable), on libsrt's clock. Its age says how long it waited for us: the sleep
+             * between reads, or a thread not scheduled at once on a busy core. An age that is
+             * negative or over a second is not trusted. */
+            int64_t age_us = srt_time_now() - mc.srctime;
+            *avail_ns = mc.srctime > 0 && age_us >= 0 && age_us <= 1000000
+                            ? pub->last_bytes_ns - (uint64_t)age_us * 1000
+                            : 0;
+        }
         return r;
     }
     int err = r == 0 ? 0 : srt_getlasterror(NULL);
@@ -209,28 +251,33 @@ static int on_read(void *opaque, uint8_t *buf, int size)
             origin__pub_set_reason(d->pub, "%s", d->eof_reason);
             return AVERROR_EOF;
         }
+        /* What the previous bytes gave goes to the loop before this thread may wait for more. */
+        flush(d);
         int r, slept = 0;
-        uint64_t now = sw_mono_ns();
+        uint64_t now = sw_mono_ns(), avail = 0;
         if (now < d->next_read_ns && !ready(d)) {
             uint64_t ns = d->next_read_ns - now;
             struct timespec t = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
             nanosleep(&t, NULL);
-            slept = 1;
+            slept = ready(d);
         }
+        /* The clock of what this read brings starts when libsrt made its first message
+         * available. Without that time, bytes there after a sleep count from its start (the
+         * earliest they can have come), and bytes a blocking read waited for from its return. */
         if (room >= MSG_MAX) {
-            if ((r = recv_one(d, buf, room)) > 0) {
+            if ((r = recv_one(d, buf, room, &avail)) > 0) {
                 n = (size_t)r;
-                d->batch_ns = slept ? now : sw_mono_ns();
+                d->batch_ns = avail != 0 ? avail : slept ? now : sw_mono_ns();
                 break;
             }
-        } else if ((r = recv_one(d, d->carry, sizeof(d->carry))) > 0) {
+        } else if ((r = recv_one(d, d->carry, sizeof(d->carry), &avail)) > 0) {
             d->carry_off = 0;
             d->carry_len = (size_t)r;
-            d->batch_ns = slept ? now : sw_mono_ns();
+            d->batch_ns = avail != 0 ? avail : slept ? now : sw_mono_ns();
         }
     }
     for (int i = 1; i < ORIGIN_DEMUX_BATCH && room - n >= MSG_MAX && ready(d); i++) {
-        int r = recv_one(d, buf + n, room - n);
+        int r = recv_one(d, buf + n, room - n, NULL);
         if (r <= 0)
             break; /* an end is reported by the next call, after these bytes */
         n += (size_t)r;
@@ -268,7 +315,7 @@ static int sniff(demux_t *d)
             break;
         if (must_stop(d))
             return -1;
-        int r = recv_one(d, d->carry + d->carry_len, sizeof(d->carry) - d->carry_len);
+        int r = recv_one(d, d->carry + d->carry_len, sizeof(d->carry) - d->carry_len, NULL);
         if (r > 0)
             d->carry_len += (size_t)r;
     }
@@ -365,7 +412,7 @@ static int post_track(demux_t *d, int kind, const AVStream *st, hls_codec_t code
            kind == HLS_VIDEO ? "video" : "audio", codec_name(codec), st->id,
            d->slot_codec[kind] != HLS_CODEC_NONE ? " replaces the previous one" : "");
     d->slot_codec[kind] = codec;
-    origin__post(d->in, ev);
+    queue(d, ev);
     return 0;
 }
 
@@ -485,7 +532,7 @@ static int on_packet(demux_t *d, const AVFormatContext *fmt, const AVPacket *pkt
     ev->type = ORIGIN__EV_PACKET;
     ev->pub = d->pub;
     ev->pkt = p;
-    origin__post(d->in, ev);
+    queue(d, ev);
     return 0;
 }
 
@@ -581,6 +628,7 @@ void *origin__demux_main(void *arg)
     d->slot_index[HLS_VIDEO] = d->slot_index[HLS_AUDIO] = -1;
     d->slot_next_dts[HLS_VIDEO] = d->slot_next_dts[HLS_AUDIO] = AV_NOPTS_VALUE;
     run(d);
+    flush(d); /* before the publisher goes back to the SRT thread, which posts its last event */
     if (d->no_ts > 0)
         sw_log(SW_LOG_WARN, "srt", "%s: dropped %llu packets without timestamps", pub->name,
                (unsigned long long)d->no_ts);

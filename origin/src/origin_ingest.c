@@ -2,8 +2,11 @@
  * origin_ingest.c: the ingest object on the loop side. It copies the config, starts the SRT
  * thread (origin_srt.c) and turns the events that the SRT and demux threads post into callbacks:
  * the threads append to one locked list and wake the loop with a uv_async_t; wake-ups coalesce,
- * so each wake-up drains the whole list, in order.
+ * so each wake-up drains the whole list, in order. A demux thread appends the events of one read
+ * of its socket together (origin__post_list()), so that a publisher costs one lock and one
+ * uv_async_send() per read rather than per frame.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -25,14 +28,21 @@ void origin_packet_free(origin_packet_t *p)
 void origin__post(origin_ingest_t *in, origin__event_t *ev)
 {
     ev->next = NULL;
+    origin__post_list(in, ev, ev);
+}
+
+void origin__post_list(origin_ingest_t *in, origin__event_t *head, origin__event_t *tail)
+{
+    assert(head != NULL && tail != NULL && tail->next == NULL);
     pthread_mutex_lock(&in->mutex);
     if (in->ev_tail != NULL)
-        in->ev_tail->next = ev;
+        in->ev_tail->next = head;
     else
-        in->ev_head = ev;
-    in->ev_tail = ev;
+        in->ev_head = head;
+    in->ev_tail = tail;
     pthread_cond_broadcast(&in->cond);
     pthread_mutex_unlock(&in->mutex);
+    atomic_fetch_add_explicit(&in->handoffs, 1, memory_order_relaxed);
     uv_async_send(&in->async);
 }
 
@@ -162,12 +172,16 @@ static size_t drain(origin_ingest_t *in)
         ev = next;
         n++;
     }
+    in->events += n;
     return n;
 }
 
 static void on_async(uv_async_t *h)
 {
-    drain(sw_container_of(h, origin_ingest_t, async));
+    origin_ingest_t *in = sw_container_of(h, origin_ingest_t, async);
+
+    in->wakeups++;
+    drain(in);
 }
 
 static void on_close_free(uv_handle_t *h)
@@ -338,6 +352,13 @@ uint64_t origin_ingest_refused(origin_ingest_t *in, int reason)
     if (reason < 0 || reason >= ORIGIN_REFUSE__N)
         return 0;
     return atomic_load(&in->refused[reason]);
+}
+
+void origin_ingest_get_counts(origin_ingest_t *in, origin_ingest_counts_t *out)
+{
+    out->events = in->events;
+    out->handoffs = atomic_load_explicit(&in->handoffs, memory_order_relaxed);
+    out->wakeups = in->wakeups;
 }
 
 int origin_ingest_new(origin_ingest_t **out, uv_loop_t *loop, const origin_ingest_config_t *cfg,

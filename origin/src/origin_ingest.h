@@ -150,6 +150,16 @@ const char *origin_refuse_name(int reason);
 /** Handshakes refused so far for `reason`. Any thread. */
 uint64_t origin_ingest_refused(origin_ingest_t *in, int reason);
 
+/* How the SRT and demux threads hand their events to the loop (for /metrics). */
+typedef struct origin_ingest_counts {
+    uint64_t events;   /* events delivered: publish, track, packet, unpublish */
+    uint64_t handoffs; /* appends to the event list, each one lock and one uv_async_send() */
+    uint64_t wakeups;  /* the loop's async callbacks (sends that come together wake it once) */
+} origin_ingest_counts_t;
+
+/** Fills `out` with the totals since origin_ingest_new(). Loop thread. */
+void origin_ingest_get_counts(origin_ingest_t *in, origin_ingest_counts_t *out);
+
 /** SRT statistics of a live publisher. Loop thread, while `pub` is alive. Returns 0 or -1. */
 int origin_pub_stats(origin_pub_t *pub, origin_srt_stats_t *out);
 

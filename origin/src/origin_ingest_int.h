@@ -147,6 +147,8 @@ struct origin_ingest {
         int64_t since_ms;
         unsigned repeats;
     } refusals[16];
+    atomic_ullong handoffs;   /* origin__post() calls, from any thread */
+    uint64_t events, wakeups; /* the loop's: delivered events, async callbacks */
 
     /* SRT threads. */
     SRTSOCKET listener;
@@ -157,7 +159,11 @@ struct origin_ingest {
 };
 
 /* origin_ingest.c */
+/* Appends `ev` to the loop's event list and wakes the loop. Takes ownership of `ev`. Any thread. */
 void origin__post(origin_ingest_t *in, origin__event_t *ev);
+/* Appends the events `head` to `tail` (linked by `next`, tail->next NULL), in their order, under
+ * one lock, and wakes the loop once. Takes ownership of them. Any thread. */
+void origin__post_list(origin_ingest_t *in, origin__event_t *head, origin__event_t *tail);
 /* pthread_cond_timedwait() for at most `ms` from now (`mutex` held). */
 int origin__cond_wait_ms(pthread_cond_t *cond, pthread_mutex_t *mutex, long ms);
 void origin__pub_set_reason(origin_pub_t *pub, const char *fmt, ...)

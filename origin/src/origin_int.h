@@ -148,6 +148,12 @@ struct origin {
     void *on_closed_data;
 
     origin_latency_t latency;
+    /* The same by track: audio arrives in PES packets of several frames, video frame by frame,
+     * so their figures differ, and the sum alone hides which one is late. */
+    origin_latency_t latency_track[HLS_NTRACKS];
+    /* Only each part's last frame: the origin's own delay (reading, demuxing, the hand-off to
+     * the loop, packaging), without the wait for the rest of the part that the others include. */
+    origin_latency_t latency_last;
     uint64_t publishes_total;
     uint64_t unpublishes_total;
     uint64_t streams_forgotten; /* offline longer than the DVR window (origin.c) */

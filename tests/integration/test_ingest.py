@@ -273,6 +273,9 @@ def main():
         check(rc == 0, "probe exit code %s (not a signal)" % rc)
         check("AddressSanitizer" not in err and "runtime error" not in err, "no sanitizer report")
         check(any(l.startswith("BYE") for l in probe.snapshot()), "probe freed the ingest and exited")
+        order = [l for l in probe.snapshot() if l.startswith("ORDER")]
+        check(not order, "every publisher's events in order (on_publish, tracks before their "
+              "packets, dts increasing per track, on_unpublish last): %s" % order[:5])
         print("---- probe stdout (first lines, no PACKET/STATS)")
         for l in [l for l in probe.snapshot() if not l.startswith(("PACKET", "STATS"))][:80]:
             print("  " + l)

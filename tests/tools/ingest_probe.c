@@ -15,6 +15,9 @@
  *   STATS <name> rtt_ms=<x> mbps=<x> recv=<n> loss=<n> drop=<n> latency_ms=<n>   (every second)
  *   DELAY <name> n=<n> p50_us=<n> p99_us=<n> max_us=<n>   (demuxer -> on_packet, at the end)
  *   UNPUBLISH <name> <reason>
+ *   ORDER <what>   (an event out of the order origin_ingest.h promises: a track or packet of an
+ *                   unknown publisher, a packet before its track, a dts older than the previous
+ *                   one of its track; test_ingest.py fails on any)
  *   BYE
  * SIGTERM or SIGINT (or --run) frees the ingest, which unpublishes everyone, then exits 0.
  */
@@ -39,6 +42,8 @@ typedef struct probe_pub {
     origin_pub_t *pub;
     char name[80];
     uint64_t n[HLS_NTRACKS], keys, bytes;
+    int has_track[HLS_NTRACKS];
+    int64_t last_dts[HLS_NTRACKS];
     uint32_t *delay_us;
     size_t ndelay;
     int drop_at; /* seconds after publish, or -1 */
@@ -66,7 +71,10 @@ static void on_publish(void *data, origin_pub_t *pub, const char *name, const ch
     probe_pub_t *p = calloc(1, sizeof(*p));
     if (p == NULL)
         abort();
+    if (find(pub) != NULL)
+        printf("ORDER %s: a second on_publish for one publisher\n", name);
     p->pub = pub;
+    p->last_dts[HLS_VIDEO] = p->last_dts[HLS_AUDIO] = INT64_MIN;
     snprintf(p->name, sizeof(p->name), "%s", name);
     p->delay_us = malloc(MAX_SAMPLES * sizeof(*p->delay_us));
     p->drop_at = drop_name != NULL && strcmp(drop_name, name) == 0 ? drop_after : -1;
@@ -80,6 +88,10 @@ static void on_track(void *data, origin_pub_t *pub, int kind, const hls_track_in
 {
     static const char *codecs[] = {"none", "h264", "hevc", "aac", "opus"};
     probe_pub_t *p = find(pub);
+    if (p == NULL)
+        printf("ORDER on_track of a publisher without on_publish\n");
+    else
+        p->has_track[kind] = 1;
     printf("TRACK %s %s %s %u %u %zu\n", p != NULL ? p->name : "?",
            kind == HLS_VIDEO ? "video" : "audio",
            (unsigned)info->codec < 5 ? codecs[info->codec] : "?", info->sample_rate, info->channels,
@@ -90,7 +102,19 @@ static void on_track(void *data, origin_pub_t *pub, int kind, const hls_track_in
 static void on_packet(void *data, origin_pub_t *pub, origin_packet_t *pkt)
 {
     probe_pub_t *p = find(pub);
+    if (p == NULL)
+        printf("ORDER on_packet of a publisher without on_publish\n");
+    if (p != NULL && !p->has_track[pkt->kind])
+        printf("ORDER %s: %s packet before its on_track\n", p->name,
+               pkt->kind == HLS_VIDEO ? "a video" : "an audio");
+    /* The publishers of test_ingest.py send increasing timestamps: an older dts in a track means
+     * that the ingest swapped two packets. */
+    if (p != NULL && pkt->dts < p->last_dts[pkt->kind])
+        printf("ORDER %s: %s dts %lld after %lld\n", p->name,
+               pkt->kind == HLS_VIDEO ? "video" : "audio", (long long)pkt->dts,
+               (long long)p->last_dts[pkt->kind]);
     if (p != NULL) {
+        p->last_dts[pkt->kind] = pkt->dts;
         p->n[pkt->kind == HLS_AUDIO]++;
         p->keys += pkt->kind == HLS_VIDEO && pkt->key;
         p->bytes += pkt->len;
