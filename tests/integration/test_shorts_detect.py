@@ -34,9 +34,9 @@ def analyze(ts, events):
     """Runs the offline detector. Returns (detections or None, why not)."""
     argv = [os.path.join(BIN, "shortwave-origin"), "--analyze", ts, "--events", events]
     try:
-        p = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=30)
     except subprocess.TimeoutExpired:
-        return None, "--analyze ran for more than 120 s"
+        return None, "--analyze ran for more than 30 s"
     except OSError as e:
         return None, f"cannot run {argv[0]}: {e}"
     if p.returncode != 0:

@@ -40,7 +40,9 @@ BURST_MIN_ADDS = 6
 CHAT_PERIOD_S = 5.0
 
 DECOY_KINDS = ["loudness", "chat_spike", "slate_buying", "unbought_pin", "camera_cut"]
-CUT_SOURCES = ["mandelbrot", "life", "testsrc"]
+# Sources unlike testsrc2 and busy enough that the frame after the cut is a burst of bytes
+# (testsrc, calmer than testsrc2, was not).
+CUT_SOURCES = ["mandelbrot", "life", "sierpinski"]
 
 ADJECTIVES = ["Silk", "Ceramic", "Bamboo", "Copper", "Linen", "Glass", "Walnut", "Wool", "Matte",
               "Velvet", "Cotton", "Steel"]
@@ -346,18 +348,23 @@ def ffmpeg_argv(show, out_path):
     graph = []
     last = "0:v"
     n = 1
-    overlays = [(a, b, f"color=c={c}:s={WIDTH}x{HEIGHT}:r={FPS}:d={b - a:.3f},"
+    overlays = [(a, b, f"color=c={c}:s={WIDTH}x{HEIGHT}:r={FPS},"
                  f"drawbox=x=40:y=30:w=240:h=120:color=white@0.85:t=fill,"
                  f"drawbox=x=60:y=50:w=200:h=20:color=black:t=fill")
                 for a, b, c in show["slates"]]
     for a, b, src, sseed in show["cuts"]:
-        spec = {"mandelbrot": f"mandelbrot=s={WIDTH}x{HEIGHT}:r={FPS}",
-                "life": f"life=s={WIDTH}x{HEIGHT}:r={FPS}:mold=10:ratio=0.3:seed={sseed}",
-                "testsrc": f"testsrc=s={WIDTH}x{HEIGHT}:r={FPS}"}[src]
-        overlays.append((a, b, f"{spec},trim=duration={b - a:.3f}"))
+        overlays.append((a, b, {
+            "mandelbrot": f"mandelbrot=s={WIDTH}x{HEIGHT}:r={FPS}",
+            "life": f"life=s={WIDTH}x{HEIGHT}:r={FPS}:mold=10:ratio=0.3:seed={sseed}",
+            "sierpinski": f"sierpinski=s={WIDTH}x{HEIGHT}:r={FPS}:seed={sseed}"}[src]))
     for a, b, spec in overlays:
+        # Whole frames: the overlay covers frames round(a * FPS) to round(b * FPS) - 1 of the
+        # picture, so its edges are within half a frame of the labels'. (An offset in seconds
+        # would be truncated to the source's 1/FPS time base, and the span with it.)
+        first, end = round(a * FPS), round(b * FPS)
         inputs += ["-f", "lavfi", "-i", spec]
-        graph.append(f"[{n}:v]format=yuv420p,setpts=PTS+{a:.3f}/TB[o{n}]")
+        graph.append(f"[{n}:v]trim=end_frame={end - first},format=yuv420p,settb=1/{FPS},"
+                     f"setpts=PTS-STARTPTS+{first}[o{n}]")
         graph.append(f"[{last}][o{n}]overlay=eof_action=pass[v{n}]")
         last = f"v{n}"
         n += 1
