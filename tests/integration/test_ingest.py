@@ -151,10 +151,11 @@ def pipeline(cmd):
 
 
 def main():
+    # scripts/deps.sh installs them: missing is a failure, never a silent pass.
     for tool in ("ffmpeg", "srt-live-transmit"):
         if shutil.which(tool) is None:
-            print("skip: %s not installed" % tool)
-            return 0
+            print("FAIL: %s not installed" % tool)
+            return 1
     if not os.path.exists(PROBE):
         print("FAIL: %s missing (build the ingest_probe target)" % PROBE)
         return 1
