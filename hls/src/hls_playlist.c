@@ -399,6 +399,65 @@ int hls_render_media(const hls_view_t *v, int kind, const hls_render_opts_t *o, 
     return 0;
 }
 
+int hls_render_clip(const hls_view_t *v, int kind, uint64_t first, uint64_t last, sw_str_t *out)
+{
+    const hls_track_t *t;
+    const char *dir = dir_of(kind);
+    size_t len0 = out->len;
+    char pdt[40];
+
+    if (kind != HLS_VIDEO && kind != HLS_AUDIO)
+        return HLS_ERR_NOT_FOUND;
+    if (!present(t = v->tracks[kind]) || t->ring_cap == 0 || first > last || first < t->first_msn ||
+        last >= t->next_msn)
+        return HLS_ERR_NOT_FOUND;
+    if (last >= hls__complete_end(t))
+        return HLS_ERR_AGAIN;
+
+    /* EXT-X-TARGETDURATION: the clip's longest segment, rounded to the nearest second (as in
+     * plan()), never below the target. */
+    uint64_t maxd = 0, ts = t->timescale;
+    for (uint64_t m = first; m <= last; m++)
+        if (hls_track_segment(t, m)->duration > maxd)
+            maxd = hls_track_segment(t, m)->duration;
+    uint32_t target_s = (uint32_t)((maxd + ts / 2) / ts);
+    if (target_s < (v->cfg.segment_ms + 500) / 1000)
+        target_s = (v->cfg.segment_ms + 500) / 1000;
+    if (target_s == 0)
+        target_s = 1;
+
+    /* The segment names are the live ones: a clip's folder holds the DVR's files as they are. */
+    sw_str_printf(out,
+                  "#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:%u\n"
+                  "#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-INDEPENDENT-SEGMENTS\n"
+                  "#EXT-X-MEDIA-SEQUENCE:%llu\n",
+                  target_s, (unsigned long long)first);
+    uint32_t gen = 0;
+    for (uint64_t m = first; m <= last; m++) {
+        const hls_segment_t *seg = hls_track_segment(t, m);
+        if (seg->discontinuity && m != first)
+            sw_str_puts(out, "#EXT-X-DISCONTINUITY\n");
+        if (m == first || seg->init_gen != gen)
+            sw_str_printf(out, "#EXT-X-MAP:URI=\"%s/init-%u.mp4\"\n", dir, seg->init_gen);
+        gen = seg->init_gen;
+        sw_str_printf(out, "#EXT-X-PROGRAM-DATE-TIME:%s\n",
+                      sw_iso8601(seg->pdt_ms, pdt, sizeof(pdt)));
+        if (seg->gap)
+            sw_str_puts(out, "#EXT-X-GAP\n");
+        sw_str_puts(out, "#EXTINF:");
+        print_secs(out, seg->duration, t->timescale);
+        sw_str_printf(out, ",\n%s/%llu.m4s\n", dir, (unsigned long long)m);
+    }
+    sw_str_puts(out, "#EXT-X-ENDLIST\n");
+    if (out->failed) {
+        out->len = len0;
+        if (out->p != NULL)
+            out->p[len0] = '\0';
+        return HLS_ERR_NOMEM;
+    }
+    return 0;
+}
+
 /*
  * RFC 8216bis 6.2.5.2: with _HLS_msn=M alone the request waits until segment M is complete; with
  * _HLS_part=P too, until part P of segment M, or any later part, is listed. Anything more than two

@@ -296,6 +296,16 @@ int hls_render_multivariant(const hls_view_t *v, const hls_render_opts_t *o, sw_
  */
 int hls_render_media(const hls_view_t *v, int kind, const hls_render_opts_t *o, sw_str_t *out);
 /**
+ * A clip's media playlist (a short's instant clip): segments `first` to `last` of track `kind`,
+ * as a VOD playlist (EXT-X-PLAYLIST-TYPE:VOD, EXT-X-ENDLIST), without LL-HLS tags, with the live
+ * playlists' segment and init names so that a folder holding those files serves it. A
+ * discontinuity inside the range keeps its tag. Returns 0, HLS_ERR_NOMEM, HLS_ERR_NOT_FOUND (no
+ * such track, an empty range, or a segment outside the timeline) or HLS_ERR_AGAIN (`last` not
+ * complete yet).
+ */
+int hls_render_clip(const hls_view_t *v, int kind, uint64_t first, uint64_t last, sw_str_t *out);
+
+/**
  * The dynamic MPD: a SegmentTimeline per track and Period (a new Period at each discontinuity),
  * low-latency: while the first track has a segment in progress, each track's timeline also lists
  * its segment in progress and the segments up to one past the first track's, at their expected

@@ -236,6 +236,58 @@ static void test_discontinuity_and_map(void **state)
                               "#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"v/init-2.mp4\"\n"));
 }
 
+/* A clip: a range of complete segments as a VOD playlist, whatever the live window shows. */
+static void test_clip(void **state)
+{
+    env_t *e = *state;
+    add_complete(e, 2); /* 10, 11: init 1 */
+    e->v->t.init_gen = 2;
+    fx_add(e->v, 6, VPART, 1, 1); /* 12: a reconnect with a new init segment */
+    fx_add(e->v, 4, VPART, 1, 0); /* 13: 1.33 s */
+    fx_add(e->v, 2, VPART, 0, 0); /* 14 in progress */
+    e->o.window_segments = 1;
+
+    sw_str_reset(&e->s);
+    assert_int_equal(hls_render_clip(&e->view, HLS_VIDEO, 11, 13, &e->s), 0);
+    assert_string_equal(e->s.p, "#EXTM3U\n"
+                                "#EXT-X-VERSION:9\n"
+                                "#EXT-X-TARGETDURATION:2\n"
+                                "#EXT-X-PLAYLIST-TYPE:VOD\n"
+                                "#EXT-X-INDEPENDENT-SEGMENTS\n"
+                                "#EXT-X-MEDIA-SEQUENCE:11\n"
+                                "#EXT-X-MAP:URI=\"v/init-1.mp4\"\n"
+                                "#EXT-X-PROGRAM-DATE-TIME:2026-11-28T00:00:22.000Z\n"
+                                "#EXTINF:2.00000,\n"
+                                "v/11.m4s\n"
+                                "#EXT-X-DISCONTINUITY\n"
+                                "#EXT-X-MAP:URI=\"v/init-2.mp4\"\n"
+                                "#EXT-X-PROGRAM-DATE-TIME:2026-11-28T00:00:24.000Z\n"
+                                "#EXTINF:2.00000,\n"
+                                "v/12.m4s\n"
+                                "#EXT-X-PROGRAM-DATE-TIME:2026-11-28T00:00:26.000Z\n"
+                                "#EXTINF:1.33333,\n"
+                                "v/13.m4s\n"
+                                "#EXT-X-ENDLIST\n");
+    /* A flagged first segment needs no tag: nothing comes before it in the clip. */
+    sw_str_reset(&e->s);
+    assert_int_equal(hls_render_clip(&e->view, HLS_VIDEO, 12, 12, &e->s), 0);
+    assert_null(strstr(e->s.p, "#EXT-X-DISCONTINUITY\n"));
+    assert_non_null(strstr(e->s.p, "#EXT-X-MAP:URI=\"v/init-2.mp4\"\n"));
+    /* The audio track's own segments. */
+    sw_str_reset(&e->s);
+    assert_int_equal(hls_render_clip(&e->view, HLS_AUDIO, 10, 11, &e->s), 0);
+    assert_non_null(strstr(e->s.p, "a/10.m4s\n"));
+    assert_non_null(strstr(e->s.p, "a/11.m4s\n#EXT-X-ENDLIST\n"));
+
+    sw_str_reset(&e->s);
+    assert_int_equal(hls_render_clip(&e->view, HLS_VIDEO, 12, 14, &e->s), HLS_ERR_AGAIN);
+    assert_int_equal(hls_render_clip(&e->view, HLS_VIDEO, 9, 11, &e->s), HLS_ERR_NOT_FOUND);
+    assert_int_equal(hls_render_clip(&e->view, HLS_VIDEO, 13, 12, &e->s), HLS_ERR_NOT_FOUND);
+    assert_int_equal(hls_render_clip(&e->view, HLS_VIDEO, 12, 15, &e->s), HLS_ERR_NOT_FOUND);
+    assert_int_equal(hls_render_clip(&e->view, 7, 10, 11, &e->s), HLS_ERR_NOT_FOUND);
+    assert_int_equal(e->s.len, 0);
+}
+
 /* What hls.js keeps of a playlist: the first msn, how many were skipped, and the listed
  * segments' URIs and durations in order. */
 typedef struct parsed {
@@ -672,6 +724,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_preload_hint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rendition_report, setup, teardown),
         cmocka_unit_test_setup_teardown(test_discontinuity_and_map, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_clip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_skip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_skip_stops_at_discontinuity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dvr_lists_everything, setup, teardown),
