@@ -172,6 +172,18 @@ def core_busy(c0, c1):
     return {k: (c1[k][0] - c0[k][0]) * 100.0 / max(1, c1[k][1] - c0[k][1]) for k in c1 if k in c0}
 
 
+def net_rx_snap():
+    """NET_RX softirqs per core so far (/proc/softirqs): where the kernel received the packets."""
+    try:
+        with open("/proc/softirqs") as f:
+            for line in f:
+                if line.strip().startswith("NET_RX:"):
+                    return [int(x) for x in line.split()[1:]]
+    except OSError:
+        pass
+    return []
+
+
 def loadavg():
     with open("/proc/loadavg") as f:
         return f.read().split()[0]
@@ -616,7 +628,7 @@ def trial(a, exe, media, tmp, ports, n, pin=None):
         s0 = api_json(http_port, "/api/streams") or {}
         h0 = latency_hist(http_port)
         i0 = ingest_counts(http_port)
-        m0, k0 = machine_snap(), core_snap()
+        m0, k0, n0 = machine_snap(), core_snap(), net_rx_snap()
         g0 = thread_groups(origin.pid)
         c0, l0, t0 = cpu_s(origin.pid), cpu_s(load.p.pid), time.monotonic()
         polls, last_parts, stall = [], {}, {}
@@ -636,7 +648,7 @@ def trial(a, exe, media, tmp, ports, n, pin=None):
                     last_parts[nm], last_change[nm] = parts, now
         c1, l1, t1 = cpu_s(origin.pid), cpu_s(load.p.pid), time.monotonic()
         g1 = thread_groups(origin.pid)
-        m1, k1 = machine_snap(), core_snap()
+        m1, k1, n1 = machine_snap(), core_snap(), net_rx_snap()
         i1 = ingest_counts(http_port)
         busy, other = machine_report(m0, m1, {origin.pid, load.p.pid, os.getpid()}, t1 - t0)
         s1 = api_json(http_port, "/api/streams") or {}
@@ -667,6 +679,10 @@ def trial(a, exe, media, tmp, ports, n, pin=None):
         "minus origin, srt_load and this script) %.1f%%" % (
             busy, NCPU * 100, ", ".join("cpu%d %.0f%%" % kv for kv in sorted(r["cores"].items())),
             other))
+    if len(n0) == len(n1) and n1:
+        log("  NET_RX softirqs per second by core (the kernel's side of receiving; on loopback it "
+            "mostly runs on the sender's core): %s" % ", ".join(
+                "cpu%d %.0f" % (k, (n1[k] - n0[k]) / window) for k in range(len(n1))))
     if pin is not None and r["cores"].get(gen_cpu, 0) >= 95:
         log("  the generator's core was %.0f%% busy: the generator may be the limit here" %
             r["cores"][gen_cpu])
