@@ -535,6 +535,8 @@ def probe_parts(http_port, name, deadline, out):
             body = r.read()
             if r.status != 200:
                 out["errors"] = out.get("errors", 0) + 1
+                out["why"] = "HTTP %d on %s, %.1f s before the end" % (
+                    r.status, path, deadline - time.monotonic())
                 time.sleep(0.1)
                 continue
             ready = int(r.getheader("x-sw-part-ready-us", "0"))
@@ -548,8 +550,9 @@ def probe_parts(http_port, name, deadline, out):
                 else:
                     out["skipped"] = out.get("skipped", 0) + 1
             hint, prev_ready = new, ready
-        except (OSError, http.client.HTTPException, ValueError):
+        except (OSError, http.client.HTTPException, ValueError) as e:
             out["errors"] = out.get("errors", 0) + 1
+            out["why"] = repr(e)
             if c is not None:
                 c.close()
             c = None
@@ -776,6 +779,9 @@ def trial(a, exe, media, tmp, ports, n, pin=None):
     gaps = sorted(g for p in probes.values() for g in p["gaps"])
     errs = sum(p.get("errors", 0) for p in probes.values())
     skipped = sum(p.get("skipped", 0) for p in probes.values())
+    whys = sorted(set(p["why"] for p in probes.values() if "why" in p))
+    if whys:
+        log("  probe errors (last of each probe): " + "; ".join(whys[:4]))
     if gaps:
         late = sum(1 for g in gaps if g > PART_S * 1000 + 50)
         r["gaps"] = (pct(gaps, 0.5), pct(gaps, 0.99), gaps[-1], late, len(gaps))
