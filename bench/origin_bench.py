@@ -297,6 +297,20 @@ def make_media(cache, seconds):
     return path
 
 
+def remux_pes(path, payload):
+    """The same media with ffmpeg's mpegts `-pes_payload_size PAYLOAD` (0: one AAC frame per PES
+    packet, as encoders that mux live do; ffmpeg's default, 2930 bytes, puts 8 in one), made once
+    beside it."""
+    out = path[:-3] + "_pes%d.ts" % payload
+    if not os.path.exists(out):
+        tmp = out + ".part"
+        subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", path, "-c", "copy",
+                        "-pes_payload_size", str(payload), "-f", "mpegts", tmp], check=True,
+                       timeout=120)
+        os.rename(tmp, out)
+    return out
+
+
 def build_load(cache):
     src = os.path.join(HERE, "srt_load.c")
     exe = os.path.join(cache, "srt_load")
@@ -969,6 +983,9 @@ def main():
     ap.add_argument("--keep-going", action="store_true",
                     help="run larger scale sizes even if a smaller one did not hold")
     ap.add_argument("--port-base", type=int, default=20000, help="first port (20000-20999)")
+    ap.add_argument("--pes-payload", type=int, default=None,
+                    help="remux the media with this mpegts pes_payload_size (0: one AAC frame per "
+                    "PES packet; default: ffmpeg's, 8 frames)")
     ap.add_argument("--capacity", action="store_true",
                     help="run the capacity search instead of the ratio and scale runs: the "
                     "generator under taskset on --gen-cpu, the origin on --origin-cpu")
@@ -994,6 +1011,8 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     try:
         media = make_media(a.cache_dir, 60)
+        if a.pes_payload is not None:
+            media = remux_pes(media, a.pes_payload)
         exe = build_load(a.cache_dir)
         size = os.path.getsize(media)
         probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration",
