@@ -674,14 +674,21 @@ def trial(a, exe, media, tmp, ports, n, pin=None):
             t.join(timeout=10)
         alive = origin.poll() is None
         hwm = vm_hwm_mb(origin.pid) if alive else float("nan")
-        srt_lost = srt_drop = 0
+        srt_lost = srt_drop = srt_seen = 0
         if alive:
-            for name in names:
-                d = api_json(http_port, "/api/streams/" + name) or {}
-                st = d.get("streams", [d])[0] if isinstance(d.get("streams"), list) else d
-                srt = st.get("srt", {})
-                srt_lost += srt.get("lost", 0)
-                srt_drop += srt.get("dropped", 0)
+            # One /metrics request for every stream's SRT totals: one request per stream would
+            # take minutes from an origin too busy to answer quickly.
+            try:
+                _, _, body = http_get(http_port, "/metrics", timeout=15)
+                text = body.decode()
+                srt_seen = len(re.findall(r'^shortwave_srt_packets_lost_total\{', text, re.M))
+                srt_lost = sum(int(v) for v in re.findall(
+                    r'^shortwave_srt_packets_lost_total\{stream="bench\d+"\} (\d+)', text, re.M))
+                srt_drop = sum(int(v) for v in re.findall(
+                    r'^shortwave_srt_packets_dropped_total\{stream="bench\d+"\} (\d+)', text,
+                    re.M))
+            except (OSError, http.client.HTTPException) as e:
+                log("  /metrics failed: %r" % e)
     finally:
         res = load.finish()
         rc = stop(origin)
@@ -730,9 +737,11 @@ def trial(a, exe, media, tmp, ports, n, pin=None):
     log("  srt_load: %s" % " ".join("%s=%s" % kv for kv in sorted(res.items())))
     for line in load.problems[:10]:
         log("  srt_load: " + line)
-    log("  origin SRT receiver stats summed over streams: lost %d, dropped %d" % (
-        srt_lost, srt_drop))
+    log("  origin SRT receiver stats summed over %d streams: lost %d, dropped %d" % (
+        srt_seen, srt_lost, srt_drop))
     r.update(srt_lost=srt_lost, srt_drop=srt_drop)
+    if alive and srt_seen < n:
+        r["failed"].append("SRT statistics of only %d of %d streams" % (srt_seen, n))
     if srt_lost or srt_drop:
         r["failed"].append("SRT lost %d / dropped %d packets at the origin" % (srt_lost, srt_drop))
     if res.get("snd_drop", "0") != "0" or res.get("broken", "0") != "0":
