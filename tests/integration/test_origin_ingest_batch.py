@@ -82,9 +82,11 @@ def main():
               "/api/latency by track: video p50 %s p99 %s ms, audio p50 %s p99 %s ms" % (
                   v.get("p50_ms"), v.get("p99_ms"), a.get("p50_ms"), a.get("p99_ms")))
         # A part's last frame waits for no other frame: what it sees is the origin's own delay
-        # (demuxing, the hand-off, packaging), well under a millisecond when the machine is not
-        # loaded. A batch held until the next read would add a frame interval (33 ms) to it, and
-        # a clock started before the bytes came (the wait before a read that found none) as much.
+        # (reading, demuxing, the hand-off, packaging). ffmpeg sends each frame in a burst that
+        # libsrt makes readable at once, 33 ms after the one before, when the demux thread is
+        # already blocked in its read (it sleeps 20 ms at most): about a millisecond here. A
+        # batch held until the next read would add a frame interval (33 ms), and a clock started
+        # at the sleep before a read that then waited for its bytes almost as much.
         last = lat.get("last_frame", {})
         check(0 < last.get("samples", 0) < lat["samples"] and 0 <= last.get("p50_ms", -1) <= 10,
               "/api/latency of parts' last frames (the origin's own delay): p50 %s, p99 %s ms "
