@@ -245,5 +245,8 @@ uint64_t hls__complete_end(const hls_track_t *t);
  * current run (restored segments of an earlier run are a prefix of the timeline). */
 uint64_t hls__list_from(const hls_track_t *t, int dvr);
 uint64_t hls__peak_bandwidth(const hls_track_t *t);
+/* The end of a renderer: 0, or HLS_ERR_NOMEM with `out` cut back to its `len0` bytes when an
+ * append failed. */
+int hls__render_done(sw_str_t *out, size_t len0);
 
 #endif

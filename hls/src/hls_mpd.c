@@ -380,11 +380,5 @@ int hls_render_mpd(const hls_view_t *v, const hls_render_opts_t *o, sw_str_t *ou
     }
     sw_str_puts(out, "</MPD>\n");
 
-    if (out->failed) {
-        out->len = len0;
-        if (out->p != NULL)
-            out->p[len0] = '\0';
-        return HLS_ERR_NOMEM;
-    }
-    return 0;
+    return hls__render_done(out, len0);
 }

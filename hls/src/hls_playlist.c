@@ -54,6 +54,16 @@ static int last_part(const hls_track_t *t, uint64_t *msn, uint32_t *part, int *h
     return 0;
 }
 
+int hls__render_done(sw_str_t *out, size_t len0)
+{
+    if (!out->failed)
+        return 0;
+    out->len = len0;
+    if (out->p != NULL)
+        out->p[len0] = '\0';
+    return HLS_ERR_NOMEM;
+}
+
 uint64_t hls__list_from(const hls_track_t *t, int dvr)
 {
     uint64_t m = t->first_msn;
@@ -137,13 +147,7 @@ int hls_render_multivariant(const hls_view_t *v, const hls_render_opts_t *o, sw_
         sw_str_printf(out, "#EXT-X-STREAM-INF:BANDWIDTH=%llu,CODECS=\"%s\"\na.m3u8%s\n",
                       (unsigned long long)hls__peak_bandwidth(at), codecs_of(at), q);
     }
-    if (out->failed) {
-        out->len = len0;
-        if (out->p != NULL)
-            out->p[len0] = '\0';
-        return HLS_ERR_NOMEM;
-    }
-    return 0;
+    return hls__render_done(out, len0);
 }
 
 /* What one media playlist lists, decided before anything is printed. */
@@ -390,13 +394,7 @@ int hls_render_media(const hls_view_t *v, int kind, const hls_render_opts_t *o, 
         sw_str_puts(out, "\n");
     }
 
-    if (out->failed) {
-        out->len = len0;
-        if (out->p != NULL)
-            out->p[len0] = '\0';
-        return HLS_ERR_NOMEM;
-    }
-    return 0;
+    return hls__render_done(out, len0);
 }
 
 int hls_render_clip(const hls_view_t *v, int kind, uint64_t first, uint64_t last, sw_str_t *out)
@@ -449,13 +447,7 @@ int hls_render_clip(const hls_view_t *v, int kind, uint64_t first, uint64_t last
         sw_str_printf(out, ",\n%s/%llu.m4s\n", dir, (unsigned long long)m);
     }
     sw_str_puts(out, "#EXT-X-ENDLIST\n");
-    if (out->failed) {
-        out->len = len0;
-        if (out->p != NULL)
-            out->p[len0] = '\0';
-        return HLS_ERR_NOMEM;
-    }
-    return 0;
+    return hls__render_done(out, len0);
 }
 
 /*
