@@ -161,6 +161,16 @@ typedef struct listing {
     uint64_t disc_seq;   /* EXT-X-DISCONTINUITY-SEQUENCE */
 } listing_t;
 
+/* EXT-X-TARGETDURATION for a longest segment of `maxd` (timescale `ts`): rounded to the nearest
+ * second, never below the target, at least 1. */
+static uint32_t target_seconds(const hls_view_t *v, uint64_t maxd, uint64_t ts)
+{
+    uint32_t s = (uint32_t)((maxd + ts / 2) / ts);
+    if (s < (v->cfg.segment_ms + 500) / 1000)
+        s = (v->cfg.segment_ms + 500) / 1000;
+    return s != 0 ? s : 1;
+}
+
 static void plan(const hls_view_t *v, const hls_track_t *t, const hls_render_opts_t *o,
                  listing_t *l)
 {
@@ -185,11 +195,7 @@ static void plan(const hls_view_t *v, const hls_track_t *t, const hls_render_opt
             if (seg->parts[i].duration > maxp)
                 maxp = seg->parts[i].duration;
     }
-    l->target_s = (uint32_t)((maxd + ts / 2) / ts);
-    if (l->target_s < (v->cfg.segment_ms + 500) / 1000)
-        l->target_s = (v->cfg.segment_ms + 500) / 1000;
-    if (l->target_s == 0)
-        l->target_s = 1;
+    l->target_s = target_seconds(v, maxd, ts);
     l->part_ms = (uint32_t)((maxp * 1000 + ts - 1) / ts);
     if (l->part_ms < v->cfg.part_ms)
         l->part_ms = v->cfg.part_ms;
@@ -412,17 +418,12 @@ int hls_render_clip(const hls_view_t *v, int kind, uint64_t first, uint64_t last
     if (last >= hls__complete_end(t))
         return HLS_ERR_AGAIN;
 
-    /* EXT-X-TARGETDURATION: the clip's longest segment, rounded to the nearest second (as in
-     * plan()), never below the target. */
+    /* EXT-X-TARGETDURATION: the clip's longest segment (target_seconds()). */
     uint64_t maxd = 0, ts = t->timescale;
     for (uint64_t m = first; m <= last; m++)
         if (hls_track_segment(t, m)->duration > maxd)
             maxd = hls_track_segment(t, m)->duration;
-    uint32_t target_s = (uint32_t)((maxd + ts / 2) / ts);
-    if (target_s < (v->cfg.segment_ms + 500) / 1000)
-        target_s = (v->cfg.segment_ms + 500) / 1000;
-    if (target_s == 0)
-        target_s = 1;
+    uint32_t target_s = target_seconds(v, maxd, ts);
 
     /* The segment names are the live ones: a clip's folder holds the DVR's files as they are. */
     sw_str_printf(out,
